@@ -53,7 +53,7 @@ pub enum Aggregation {
 impl Aggregation {
     /// Aggregates the window, oldest entry first. Returns `None` when no entry is finite.
     pub fn apply(self, window: &[Option<f64>]) -> Option<f64> {
-        let mut finite = window.iter().filter_map(|entry| *entry);
+        let finite = window.iter().filter_map(|entry| *entry);
         match self {
             Aggregation::Latest => window.iter().rev().find_map(|entry| *entry),
             Aggregation::Min => finite.reduce(f64::min),
