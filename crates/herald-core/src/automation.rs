@@ -198,6 +198,9 @@ fn parse_description(root: &ObjectReader<'_>) -> Result<Option<String>, Validati
     let Some(description) = root.optional_string("description")? else {
         return Ok(None);
     };
+    if description.contains('\0') {
+        return Err(ValidationError::invalid("description", "description contains a NUL character; remove it"));
+    }
     if description.chars().count() > MAX_DESCRIPTION_CHARS {
         return Err(ValidationError::invalid(
             "description",

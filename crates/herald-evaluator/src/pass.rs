@@ -5,6 +5,8 @@
 //! and the rules themselves live in `herald_core::evaluate`.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -53,8 +55,8 @@ impl EventEvaluator {
 /// automation list, run and window state once.
 #[derive(Default)]
 struct PassCache {
-    automations: HashMap<ProjectId, Vec<Automation>>,
-    runs: HashMap<RunId, Option<RunContext>>,
+    automations: HashMap<ProjectId, Arc<Vec<Automation>>>,
+    runs: HashMap<RunId, Option<Arc<RunContext>>>,
     states: HashMap<(AutomationId, RunId), MetricWindowState>,
 }
 
@@ -93,26 +95,28 @@ impl EventEvaluator {
         };
         let (first_line, last_line) = line_range(event)?;
 
-        if !cache.automations.contains_key(&event.project_id) {
-            let automations = tx.active_automations(event.project_id, "RUN_METRIC").await?;
-            cache.automations.insert(event.project_id, automations);
-        }
-        let automations = &cache.automations[&event.project_id];
+        let automations = match cache.automations.entry(event.project_id) {
+            Entry::Occupied(entry) => entry.into_mut().clone(),
+            Entry::Vacant(entry) => {
+                let automations = tx.active_automations(event.project_id, "RUN_METRIC").await?;
+                entry.insert(Arc::new(automations)).clone()
+            }
+        };
         if automations.is_empty() {
             return Ok(());
         }
 
-        if !cache.runs.contains_key(&run_id) {
-            let context = tx.run_context(run_id).await?;
-            cache.runs.insert(run_id, context);
-        }
-        let Some(run) = cache.runs[&run_id].clone() else {
+        let run = match cache.runs.entry(run_id) {
+            Entry::Occupied(entry) => entry.into_mut().clone(),
+            Entry::Vacant(entry) => entry.insert(tx.run_context(run_id).await?.map(Arc::new)).clone(),
+        };
+        let Some(run) = run else {
             return Ok(());
         };
         let document = run_filter_document(&run);
         let rows = parse_rows(tx.history_rows(run_id, first_line, last_line).await?);
 
-        for automation in automations.clone() {
+        for automation in automations.iter() {
             let EventSpec::RunMetric(metric_event) = &automation.spec.event;
             if let Some(filter) = &metric_event.run_filter
                 && !filter.matches(&document)
@@ -150,7 +154,7 @@ impl EventEvaluator {
 
             for crossing in crossings {
                 let line = points.iter().find(|(_, point)| point.step == crossing.step).map(|(line, _)| *line);
-                let execution = self.execution_for(&automation, metric_event, &run, event, line, &crossing);
+                let execution = self.execution_for(automation, metric_event, &run, event, line, &crossing);
                 tx.insert_execution(&execution).await?;
                 report.executions += 1;
                 if execution.state == ExecutionState::Pending {
@@ -215,7 +219,7 @@ impl EventEvaluator {
         crossing: &Crossing,
     ) -> TemplateVariables {
         let window: Vec<Value> =
-            crossing.window.iter().map(|value| value.map_or(Value::Null, |x| Value::from(x))).collect();
+            crossing.window.iter().map(|value| value.map_or(Value::Null, Value::from)).collect();
 
         let mut variables = TemplateVariables::default();
         variables.set("event_type", "RUN_METRIC");

@@ -190,7 +190,7 @@ pub fn apply_file_stream(
         let run_key = run_id.to_string();
         for line in &batch.history {
             let changed = upsert.execute(params![run_key, line.line, line.step, line.data]).map_err(backend)?;
-            next_line = next_line.max(line.line + 1);
+            next_line = next_line.max(line.line.saturating_add(1));
             if changed == 0 {
                 continue;
             }
