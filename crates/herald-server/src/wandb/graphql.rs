@@ -1,0 +1,187 @@
+//! `POST /graphql`: the HTTP side of the GraphQL endpoint.
+//!
+//! The handler authenticates before any GraphQL work, so a wrong key is a plain 401. It
+//! then runs the document against [`super::schema`] and chooses the HTTP status from the
+//! first error, because the SDK acts on the status:
+//! - It retries 429, 5xx and some 4xx with backoff, which is right for a failing database.
+//! - It gives up at once on 400, 401, 403, 404 and 422, and on 409 except for
+//!   `UpsertBucket`. `wandb.init` then raises `CommError` with the error message (seen with
+//!   SDK 0.31.0). A 200 with errors also fails, but prefixes the message with a position.
+//!
+//! Every error body has the GraphQL shape `{"errors":[{"message","extensions":{"code"}}],
+//! "data":null}`, so the message reaches the user and programs can read the stable code.
+
+use async_graphql::{ServerError, Variables};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::access::authenticate_headers;
+use super::body::decode_body;
+use super::schema::{RequestScope, WandbSchema};
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+/// The detail shown for a failure of Herald itself; the cause goes to the log only.
+const INTERNAL_DETAIL: &str = "Herald failed to handle the request; see its log";
+
+/// A GraphQL request body.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GraphQlBody {
+    query: String,
+    #[serde(default)]
+    variables: Option<Value>,
+    #[serde(default)]
+    operation_name: Option<String>,
+}
+
+/// Runs one GraphQL request.
+pub async fn handle_graphql(
+    State(state): State<AppState>,
+    Extension(schema): Extension<WandbSchema>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match execute(&state, &schema, &headers, body).await {
+        Ok(response) => response,
+        Err(error) => error_response(&error),
+    }
+}
+
+async fn execute(state: &AppState, schema: &WandbSchema, headers: &HeaderMap, body: Bytes) -> ApiResult<Response> {
+    let caller = authenticate_headers(state, headers).await?;
+    let body = decode_body(headers, body, state.settings.max_request_bytes)?;
+    let request = parse_request(&body)?;
+
+    let operation = request.operation_name.clone();
+    let user_id = caller.user.id;
+    let request = request.data(RequestScope { state: state.clone(), caller });
+    let response = schema.execute(request).await;
+
+    tracing::debug!(operation = ?operation, user.id = %user_id, errors = response.errors.len(), "GraphQL request");
+    Ok(render_response(response))
+}
+
+fn parse_request(body: &[u8]) -> ApiResult<async_graphql::Request> {
+    let body: GraphQlBody = serde_json::from_slice(body).map_err(|error| {
+        ApiError::bad_request(format!(
+            "the GraphQL request is not valid: {error}; send a JSON object with a `query` string and optional \
+             `variables` and `operationName`"
+        ))
+    })?;
+
+    let mut request = async_graphql::Request::new(body.query);
+    if let Some(variables) = body.variables.filter(|variables| !variables.is_null()) {
+        request = request.variables(Variables::from_json(variables));
+    }
+    // Some Python documents come with `operationName: ""`. Each body contains one operation,
+    // so an empty name means that one.
+    if let Some(name) = body.operation_name.filter(|name| !name.is_empty()) {
+        request = request.operation_name(name);
+    }
+    Ok(request)
+}
+
+/// Renders a GraphQL response. The first error decides the status, and `data` is null
+/// whenever the status is not 200, as in W&B's error responses.
+fn render_response(response: async_graphql::Response) -> Response {
+    let mut status = StatusCode::OK;
+    let mut errors = Vec::with_capacity(response.errors.len());
+    for error in response.errors {
+        let (error_status, rendered) = render_error(error);
+        if status == StatusCode::OK {
+            status = error_status;
+        }
+        errors.push(rendered);
+    }
+
+    let data = match status {
+        StatusCode::OK => response.data.into_json().unwrap_or(Value::Null),
+        _ => Value::Null,
+    };
+    let body = match errors.is_empty() {
+        true => json!({ "data": data }),
+        false => json!({ "errors": errors, "data": data }),
+    };
+    (status, Json(body)).into_response()
+}
+
+/// Returns the status an error calls for, and the error with its message and code set.
+///
+/// - An [`ApiError`] from a resolver keeps its status, detail and code.
+/// - Any other error from a resolver is a bug in Herald. Its text may name internals, so
+///   it is logged and replaced.
+/// - An error without a source comes from parsing or validating the document or its
+///   variables, which is the client's mistake.
+fn render_error(mut error: ServerError) -> (StatusCode, Value) {
+    let (status, code, message) = match (error.source::<ApiError>(), &error.source) {
+        (Some(api_error), _) => (api_error.status, api_error.code, Some(api_error.detail.clone())),
+        (None, Some(_)) => {
+            tracing::error!(error = %error.message, path = ?error.path, "GraphQL resolver failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal", Some(INTERNAL_DETAIL.to_owned()))
+        }
+        (None, None) => (StatusCode::BAD_REQUEST, "invalid_graphql", None),
+    };
+    if let Some(message) = message {
+        error.message = message;
+    }
+
+    error.extensions.get_or_insert_with(Default::default).set("code", code);
+    let rendered = serde_json::to_value(&error).unwrap_or_else(|_| json!({ "message": INTERNAL_DETAIL }));
+    (status, rendered)
+}
+
+/// Renders an error that stopped the request before GraphQL ran, such as a wrong key.
+fn error_response(error: &ApiError) -> Response {
+    let body = json!({
+        "errors": [{ "message": error.detail, "extensions": { "code": error.code } }],
+        "data": null,
+    });
+    let mut response = (error.status, Json(body)).into_response();
+    if error.status == StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert("www-authenticate", HeaderValue::from_static("Basic realm=\"herald\""));
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_operation_name_is_ignored() {
+        let request = parse_request(br#"{"query":"{ viewer { id } }","operationName":""}"#).unwrap();
+        assert_eq!(request.operation_name, None);
+        let request = parse_request(br#"{"query":"query A { viewer { id } }","operationName":"A"}"#).unwrap();
+        assert_eq!(request.operation_name.as_deref(), Some("A"));
+    }
+
+    #[test]
+    fn body_without_query_is_rejected() {
+        let error = parse_request(br#"{"variables":{}}"#).unwrap_err();
+        assert_eq!(error.status, StatusCode::BAD_REQUEST);
+        assert!(error.detail.contains("query"), "{}", error.detail);
+    }
+
+    #[test]
+    fn resolver_api_error_keeps_status_and_code() {
+        let source: async_graphql::Error = ApiError::forbidden("you are not a member of \"ml\"").into();
+        let (status, rendered) = render_error(source.into_server_error(async_graphql::Pos::default()));
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert_eq!(rendered["message"], "you are not a member of \"ml\"");
+        assert_eq!(rendered["extensions"]["code"], "forbidden");
+    }
+
+    #[test]
+    fn unknown_resolver_error_is_hidden() {
+        let source: async_graphql::Error = std::io::Error::other("disk /var/secret failed").into();
+        let (status, rendered) = render_error(source.into_server_error(async_graphql::Pos::default()));
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(rendered["message"], INTERNAL_DETAIL);
+    }
+}
