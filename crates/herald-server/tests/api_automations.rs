@@ -1,0 +1,455 @@
+//! REST API: automations, their validation and revisions, and executions after a real
+//! evaluation.
+
+mod api_common;
+mod support;
+
+use std::time::{Duration, Instant};
+
+use api_common::{Api, ApiResponse, expect};
+use herald_core::Timestamp;
+use herald_store::{FileStreamBatch, HistoryLine, RunUpsert};
+use serde_json::{Value, json};
+use support::TestServer;
+
+/// Starts a server with team `ml`, project `ml/demo` and webhook integration `ci`.
+async fn server_with_project() -> (TestServer, Api) {
+    let server = TestServer::start().await;
+    let admin = Api::new(&server.url, &server.admin_key);
+    expect(admin.post("/teams", json!({"name": "ml"})).await, 201);
+    expect(admin.post("/projects", json!({"entity": "ml", "name": "demo"})).await, 201);
+    let webhook = json!({"type": "webhook", "name": "ci", "url": "http://127.0.0.1:9/hook"});
+    expect(admin.post("/teams/ml/integrations", webhook).await, 201);
+    (server, admin)
+}
+
+fn document() -> Value {
+    json!({
+        "name": "loss-low",
+        "description": "average loss is low",
+        "scope": {"type": "PROJECT", "entity": "ml", "project": "demo"},
+        "event": {
+            "type": "RUN_METRIC",
+            "run_filter": {"display_name": {"$regex": "^exp-"}},
+            "threshold_filter": {"name": "loss", "agg_op": "AVERAGE", "window_size": 3, "cmp_op": "$lt", "threshold": 0.2}
+        },
+        "action": {"type": "GENERIC_WEBHOOK", "integration": "ci", "request_payload": {"text": "${run_name}: ${metric_value}"}},
+        "cooldown_seconds": 0
+    })
+}
+
+async fn create(api: &Api, document: Value) -> Value {
+    expect(api.post("/automations", document).await, 201).body
+}
+
+async fn automation_count(api: &Api) -> usize {
+    expect(api.get("/automations").await, 200).items().len()
+}
+
+#[tokio::test]
+async fn create_returns_reusable_document() {
+    let (_server, admin) = server_with_project().await;
+    let input = document();
+
+    let created = create(&admin, input.clone()).await;
+
+    assert!(created["id"].as_str().is_some_and(|id| uuid::Uuid::parse_str(id).is_ok()));
+    assert_eq!(created["name"], "loss-low");
+    assert_eq!(created["description"], "average loss is low");
+    assert_eq!(created["scope"], input["scope"]);
+    assert_eq!(created["event"], input["event"]);
+    assert_eq!(created["action"], input["action"]);
+    assert_eq!(created["enabled"], true);
+    assert_eq!(created["cooldown_seconds"], 0);
+    assert_eq!(created["revision"], 1);
+    assert_eq!(created["created_at"], created["updated_at"]);
+
+    let fetched = expect(admin.get(&format!("/automations/{}", created["id"].as_str().unwrap())).await, 200).body;
+    assert_eq!(fetched, created);
+
+    // The output, read-only fields included, is valid input.
+    let mut again = created.clone();
+    again["name"] = json!("loss-low-copy");
+    let copy = create(&admin, again).await;
+    assert_eq!(copy["event"], created["event"]);
+    assert_ne!(copy["id"], created["id"]);
+}
+
+#[tokio::test]
+async fn defaults_apply_to_absent_fields() {
+    let (_server, admin) = server_with_project().await;
+    let input = json!({
+        "name": "minimal",
+        "scope": {"type": "PROJECT", "entity": "ml", "project": "demo"},
+        "event": {"type": "RUN_METRIC", "threshold_filter": {"name": "acc", "cmp_op": "$gte", "threshold": 0.9}},
+        "action": {"type": "NO_OP"}
+    });
+
+    let created = create(&admin, input).await;
+
+    assert_eq!(created["cooldown_seconds"], 86_400);
+    assert_eq!(created["enabled"], true);
+    assert_eq!(created["description"], Value::Null);
+    assert_eq!(created["event"]["threshold_filter"]["window_size"], 1);
+    assert_eq!(created["action"], json!({"type": "NO_OP"}));
+}
+
+/// An invalid document: its name, the change that makes it invalid, the field the error
+/// must name, and the error code (empty when any code will do).
+type InvalidCase = (&'static str, fn(&mut Value), &'static str, &'static str);
+
+fn invalid_cases() -> Vec<InvalidCase> {
+    vec![
+        ("unknown event type", |doc| doc["event"]["type"] = json!("RUN_EXPLODED"), "event.type", "invalid_value"),
+        (
+            "bad cmp_op",
+            |doc| doc["event"]["threshold_filter"]["cmp_op"] = json!("$eq"),
+            "event.threshold_filter.cmp_op",
+            "invalid_value",
+        ),
+        (
+            "negative window",
+            |doc| doc["event"]["threshold_filter"]["window_size"] = json!(-3),
+            "event.threshold_filter.window_size",
+            "invalid_value",
+        ),
+        (
+            "invalid JSON in payload template",
+            |doc| doc["action"]["request_payload"] = json!("{\"text\": "),
+            "action.request_payload",
+            "invalid_template",
+        ),
+        (
+            "unknown template variable",
+            |doc| doc["action"]["request_payload"] = json!({"text": "${no_such_variable}"}),
+            "action.request_payload",
+            "",
+        ),
+        ("missing integration", |doc| doc["action"]["integration"] = json!("nope"), "action.integration", "not_found"),
+        ("invalid project name", |doc| doc["scope"]["project"] = json!("a/b"), "scope.project", "invalid_value"),
+        ("missing entity", |doc| doc["scope"]["entity"] = json!("nobody"), "scope.entity", "not_found"),
+        ("unknown field", |doc| doc["colour"] = json!("red"), "colour", "unknown_field"),
+        (
+            "invalid run filter regex",
+            |doc| doc["event"]["run_filter"] = json!({"display_name": {"$regex": "("}}),
+            "event.run_filter",
+            "",
+        ),
+        ("negative cooldown", |doc| doc["cooldown_seconds"] = json!(-1), "cooldown_seconds", "invalid_value"),
+        ("missing name", |doc| doc["name"] = Value::Null, "name", "missing_field"),
+    ]
+}
+
+#[track_caller]
+fn assert_rejected(case: &str, response: &ApiResponse, field: &str, code: &str) {
+    assert_eq!(response.status, 422, "{case}: {}", response.body);
+    assert!(response.field().starts_with(field), "{case}: field {:?}, expected {field:?}", response.field());
+    if !code.is_empty() {
+        assert_eq!(response.code(), code, "{case}: {}", response.body);
+    }
+    assert!(!response.detail().is_empty(), "{case}: a detail for people");
+}
+
+#[tokio::test]
+async fn invalid_documents_store_nothing() {
+    let (_server, admin) = server_with_project().await;
+
+    for (case, change, field, code) in invalid_cases() {
+        let mut doc = document();
+        change(&mut doc);
+        let response = admin.post("/automations", doc).await;
+        assert_rejected(case, &response, field, code);
+    }
+
+    assert_eq!(automation_count(&admin).await, 0, "no automation was stored");
+}
+
+#[tokio::test]
+async fn new_project_is_created_on_first_use() {
+    let (_server, admin) = server_with_project().await;
+
+    // A rejected document creates no project, even one that names a new project.
+    let mut invalid = document();
+    invalid["scope"]["project"] = json!("fresh");
+    invalid["action"]["integration"] = json!("nope");
+    assert_rejected(
+        "missing integration",
+        &admin.post("/automations", invalid).await,
+        "action.integration",
+        "not_found",
+    );
+    expect(admin.get("/projects/ml/fresh").await, 404);
+
+    let mut valid = document();
+    valid["scope"]["project"] = json!("fresh");
+    let created = create(&admin, valid).await;
+    assert_eq!(created["scope"]["project"], "fresh");
+    expect(admin.get("/projects/ml/fresh").await, 200);
+}
+
+#[tokio::test]
+async fn invalid_update_keeps_revision() {
+    let (_server, admin) = server_with_project().await;
+    let created = create(&admin, document()).await;
+    let path = format!("/automations/{}", created["id"].as_str().unwrap());
+
+    for (case, change, field, code) in invalid_cases() {
+        let mut doc = document();
+        change(&mut doc);
+        let response = admin.put(&path, doc).await;
+        assert_rejected(case, &response, field, code);
+    }
+
+    let fetched = expect(admin.get(&path).await, 200).body;
+    assert_eq!(fetched, created, "the automation is unchanged");
+}
+
+#[tokio::test]
+async fn put_creates_revision_two() {
+    let (_server, admin) = server_with_project().await;
+    let created = create(&admin, document()).await;
+    let path = format!("/automations/{}", created["id"].as_str().unwrap());
+
+    let mut changed = created.clone();
+    changed["event"]["threshold_filter"]["threshold"] = json!(0.1);
+    changed["description"] = json!("tighter");
+    let updated = expect(admin.put(&path, changed).await, 200).body;
+
+    assert_eq!(updated["revision"], 2);
+    assert_eq!(updated["id"], created["id"]);
+    assert_eq!(updated["event"]["threshold_filter"]["threshold"], 0.1);
+    assert_eq!(updated["description"], "tighter");
+    assert_eq!(updated["created_at"], created["created_at"]);
+    assert_eq!(expect(admin.get(&path).await, 200).body, updated);
+}
+
+#[tokio::test]
+async fn put_moves_automation_between_projects() {
+    let (_server, admin) = server_with_project().await;
+    expect(admin.post("/projects", json!({"entity": "ml", "name": "other"})).await, 201);
+    let created = create(&admin, document()).await;
+    let path = format!("/automations/{}", created["id"].as_str().unwrap());
+
+    let mut moved = document();
+    moved["scope"]["project"] = json!("other");
+    let updated = expect(admin.put(&path, moved).await, 200).body;
+
+    assert_eq!(updated["scope"]["project"], "other");
+    let in_demo = expect(admin.get("/automations?project=ml/demo").await, 200);
+    assert!(in_demo.items().is_empty());
+    let in_other = expect(admin.get("/automations?project=ml/other").await, 200);
+    assert_eq!(in_other.items().len(), 1);
+}
+
+#[tokio::test]
+async fn enable_and_disable_keep_revision() {
+    let (_server, admin) = server_with_project().await;
+    let created = create(&admin, document()).await;
+    let id = created["id"].as_str().unwrap();
+
+    let disabled = expect(admin.post_empty(&format!("/automations/{id}/disable")).await, 200).body;
+    assert_eq!(disabled["enabled"], false);
+    assert_eq!(disabled["revision"], 1);
+    assert_eq!(expect(admin.get(&format!("/automations/{id}")).await, 200).body["enabled"], false);
+
+    let enabled = expect(admin.post_empty(&format!("/automations/{id}/enable")).await, 200).body;
+    assert_eq!(enabled["enabled"], true);
+    assert_eq!(enabled["revision"], 1);
+
+    let mut off = document();
+    off["name"] = json!("second");
+    off["enabled"] = json!(false);
+    let created_disabled = create(&admin, off).await;
+    assert_eq!(created_disabled["enabled"], false);
+}
+
+#[tokio::test]
+async fn duplicate_name_in_project_is_409() {
+    let (_server, admin) = server_with_project().await;
+    create(&admin, document()).await;
+
+    let duplicate = admin.post("/automations", document()).await;
+
+    assert_eq!(duplicate.status, 409);
+    assert_eq!(duplicate.code(), "already_exists");
+    assert_eq!(automation_count(&admin).await, 1);
+}
+
+#[tokio::test]
+async fn delete_frees_the_integration() {
+    let (_server, admin) = server_with_project().await;
+    let created = create(&admin, document()).await;
+    let path = format!("/automations/{}", created["id"].as_str().unwrap());
+
+    let in_use = admin.delete("/teams/ml/integrations/ci").await;
+    assert_eq!(in_use.status, 409);
+    assert_eq!(in_use.code(), "in_use");
+    assert!(in_use.detail().contains("loss-low"), "{}", in_use.detail());
+
+    expect(admin.delete(&path).await, 204);
+    assert_eq!(admin.get(&path).await.status, 404);
+    assert_eq!(admin.delete(&path).await.status, 404);
+    assert_eq!(automation_count(&admin).await, 0);
+    expect(admin.delete("/teams/ml/integrations/ci").await, 204);
+}
+
+#[tokio::test]
+async fn list_filters_by_project_entity_and_name() {
+    let (_server, admin) = server_with_project().await;
+    expect(admin.post("/projects", json!({"entity": "ml", "name": "other"})).await, 201);
+    expect(admin.post("/projects", json!({"entity": "admin", "name": "own"})).await, 201);
+    create(&admin, document()).await;
+    let mut other = document();
+    other["scope"]["project"] = json!("other");
+    create(&admin, other).await;
+    let mut own = document();
+    own["name"] = json!("own-noop");
+    own["scope"] = json!({"type": "PROJECT", "entity": "admin", "project": "own"});
+    own["action"] = json!({"type": "NO_OP"});
+    create(&admin, own).await;
+
+    let scopes = |response: ApiResponse| -> Vec<String> {
+        response
+            .items()
+            .iter()
+            .map(|item| {
+                format!("{}/{}:{}", item["scope"]["entity"], item["scope"]["project"], item["name"]).replace('"', "")
+            })
+            .collect()
+    };
+    assert_eq!(
+        scopes(expect(admin.get("/automations").await, 200)),
+        ["admin/own:own-noop", "ml/demo:loss-low", "ml/other:loss-low"]
+    );
+    assert_eq!(scopes(expect(admin.get("/automations?project=ml/other").await, 200)), ["ml/other:loss-low"]);
+    assert_eq!(scopes(expect(admin.get("/automations?entity=ml").await, 200)).len(), 2);
+    assert_eq!(scopes(expect(admin.get("/automations?name=own-noop").await, 200)), ["admin/own:own-noop"]);
+    assert_eq!(expect(admin.get("/automations?name=loss-low").await, 200).items().len(), 2);
+
+    let malformed = admin.get("/automations?project=no-slash").await;
+    assert_eq!(malformed.status, 422);
+    assert_eq!(malformed.field(), "project");
+    assert_eq!(admin.get("/automations?project=ml/none").await.status, 404);
+    assert_eq!(admin.get("/automations?colour=red").await.status, 400);
+}
+
+#[tokio::test]
+async fn permissions_follow_team_roles() {
+    let (server, admin) = server_with_project().await;
+    let viewer = admin.with_key(Some(&server.create_user("vic").await));
+    let member = admin.with_key(Some(&server.create_user("mia").await));
+    let outsider = admin.with_key(Some(&server.create_user("olga").await));
+    expect(admin.put("/teams/ml/members/vic", json!({"role": "viewer"})).await, 200);
+    expect(admin.put("/teams/ml/members/mia", json!({"role": "member"})).await, 200);
+
+    assert_eq!(viewer.post("/automations", document()).await.status, 403);
+    let created = create(&member, document()).await;
+    let id = created["id"].as_str().unwrap();
+    let path = format!("/automations/{id}");
+
+    assert_eq!(expect(viewer.get(&path).await, 200).body, created);
+    assert_eq!(viewer.put(&path, document()).await.status, 403);
+    assert_eq!(viewer.post_empty(&format!("{path}/disable")).await.status, 403);
+    assert_eq!(viewer.delete(&path).await.status, 403);
+    assert_eq!(viewer.get(&format!("{path}/executions")).await.status, 200);
+
+    assert_eq!(outsider.get(&path).await.status, 403);
+    assert_eq!(outsider.get(&format!("{path}/executions")).await.status, 403);
+    assert!(expect(outsider.get("/automations").await, 200).items().is_empty());
+    assert_eq!(outsider.get("/automations?entity=ml").await.status, 403);
+    assert_eq!(outsider.post("/automations", document()).await.status, 403);
+
+    expect(member.post_empty(&format!("{path}/disable")).await, 200);
+    expect(member.delete(&path).await, 204);
+}
+
+#[tokio::test]
+async fn executions_listed_after_evaluation() {
+    let (server, admin) = server_with_project().await;
+    let mut noop = document();
+    noop["name"] = json!("loss-dip");
+    noop["event"] = json!({"type": "RUN_METRIC",
+                           "threshold_filter": {"name": "loss", "window_size": 1, "cmp_op": "$lt", "threshold": 0.2}});
+    noop["action"] = json!({"type": "NO_OP"});
+    let automation = create(&admin, noop).await;
+    let id = automation["id"].as_str().unwrap().to_owned();
+
+    // Three dips below the threshold are three crossings; the cooldown is zero.
+    let losses = [0.5, 0.1, 0.5, 0.1, 0.5, 0.1];
+    write_history(&server, &losses).await;
+
+    let executions = wait_for_executions(&admin, &id, 3).await;
+    let first = &executions[2];
+    assert_eq!(first["automation_id"], automation["id"]);
+    assert_eq!(first["automation_name"], "loss-dip");
+    assert_eq!(first["revision"], 1);
+    assert_eq!(first["event_type"], "RUN_METRIC");
+    assert_eq!(first["action_type"], "NO_OP");
+    assert_eq!(first["state"], "succeeded");
+    assert_eq!(first["integration"], Value::Null);
+    assert_eq!(first["attempt_count"], 0);
+    assert!(first["event_data"].is_object());
+    let ids: Vec<&str> = executions.iter().map(|execution| execution["id"].as_str().unwrap()).collect();
+    let mut sorted = ids.clone();
+    sorted.sort_unstable_by(|a, b| b.cmp(a));
+    assert_eq!(ids, sorted, "newest first");
+
+    let detail = expect(admin.get(&format!("/executions/{}", ids[0])).await, 200).body;
+    assert_eq!(detail["id"], ids[0]);
+    assert_eq!(detail["attempts"], json!([]));
+    assert_eq!(detail["state"], "succeeded");
+
+    let page_one = expect(admin.get(&format!("/automations/{id}/executions?limit=2")).await, 200);
+    assert_eq!(page_one.items().len(), 2);
+    let next = page_one.body["next_before"].as_str().expect("a next page").to_owned();
+    assert_eq!(next, ids[1]);
+    let page_two = expect(admin.get(&format!("/automations/{id}/executions?limit=2&before={next}")).await, 200);
+    assert_eq!(page_two.items().len(), 1);
+    assert_eq!(page_two.items()[0]["id"], ids[2]);
+    assert_eq!(page_two.body["next_before"], Value::Null);
+
+    for (query, field) in
+        [("limit=0", "limit"), ("limit=501", "limit"), ("limit=ten", "limit"), ("before=xyz", "before")]
+    {
+        let response = admin.get(&format!("/automations/{id}/executions?{query}")).await;
+        assert_eq!(response.status, 422, "{query}");
+        assert_eq!(response.field(), field, "{query}");
+    }
+}
+
+/// Creates run `exp-1` in `ml/demo` and writes one history line per loss value, the way
+/// the file_stream endpoint does.
+async fn write_history(server: &TestServer, losses: &[f64]) {
+    let store = &server.store;
+    let admin = store.user_by_name("admin").await.unwrap().expect("the admin user");
+    let team = store.entity_by_name("ml").await.unwrap().expect("team ml");
+    let project = store.project_by_name(team.id, "demo").await.unwrap().expect("project demo");
+    let upsert = RunUpsert { name: "exp-1".into(), user_id: Some(admin.id), ..RunUpsert::default() };
+    let (run, _) = store.upsert_run(project.id, upsert).await.unwrap();
+
+    let history = losses
+        .iter()
+        .enumerate()
+        .map(|(line, loss)| HistoryLine {
+            line: line as i64,
+            step: line as i64,
+            data: json!({"_step": line, "loss": loss}).to_string(),
+        })
+        .collect();
+    let batch = FileStreamBatch { history, summary: None, exit_code: None, received_at: Timestamp::now() };
+    let outcome = store.apply_file_stream(run.id, batch).await.unwrap();
+    assert!(outcome.events_recorded > 0);
+    server.state.wake_evaluator();
+}
+
+async fn wait_for_executions(api: &Api, automation: &str, count: usize) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let response = expect(api.get(&format!("/automations/{automation}/executions")).await, 200);
+        if response.items().len() >= count {
+            return response.items().clone();
+        }
+        assert!(Instant::now() < deadline, "expected {count} executions, got {}", response.items().len());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
