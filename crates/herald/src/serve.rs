@@ -1,0 +1,290 @@
+//! `herald serve`: opens the store, sets up the organization on the first start, and runs the
+//! HTTP server, the evaluator and the dispatcher until SIGTERM or Ctrl-C.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use herald_dispatch::network::NetworkPolicy;
+use herald_dispatch::sealing::SecretKey;
+use herald_evaluator::{EvaluatorSettings, EventEvaluator};
+use herald_server::auth::{api_key_hash, generate_api_key};
+use herald_server::{AppState, ServerSettings};
+use herald_store::{Bootstrap, BootstrapOutcome, Store};
+use herald_store_sqlite::{SqliteOptions, SqliteStore};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{self, Config, LogFormat};
+
+/// The store setting that identifies the secret key the store's secrets are sealed with.
+const SECRET_KEY_CHECK_SETTING: &str = "secret_key_check";
+
+/// How long shutdown waits for deliveries and evaluation in flight.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+
+/// Options of `herald serve`. Each overrides its configuration key.
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Configuration file (TOML); `herald config default` prints one with every key.
+    #[arg(long, env = "HERALD_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address and port to listen on [default: 127.0.0.1:8080].
+    #[arg(long)]
+    listen: Option<String>,
+    /// Directory of the embedded SQLite store, uploads and generated keys [default: ./herald-data].
+    #[arg(long)]
+    data_dir: Option<String>,
+    /// PostgreSQL URL (postgres://...); selects PostgreSQL instead of SQLite.
+    #[arg(long)]
+    database_url: Option<String>,
+}
+
+/// Runs the server until SIGTERM or Ctrl-C.
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let config = load_config(&args)?;
+    init_logging(&config)?;
+    tracing::debug!(?config, "configuration loaded");
+
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("failed to create the data directory {}", config.data_dir.display()))?;
+    let store = open_store(&config).await?;
+    let secret_key = load_secret_key(&config, store.as_ref()).await?;
+    bootstrap(&config, store.as_ref()).await?;
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("failed to listen on {}; is another server using it? Set --listen", config.listen))?;
+    let local = listener.local_addr()?;
+    let public_url = config.public_url.clone().unwrap_or_else(|| format!("http://{local}"));
+    let network = NetworkPolicy::new(config.delivery_allowed_networks.clone());
+
+    let shutdown = CancellationToken::new();
+    let evaluator_wake = Arc::new(Notify::new());
+    let dispatcher_wake = Arc::new(Notify::new());
+    let settings = ServerSettings {
+        public_url: public_url.clone(),
+        data_dir: config.data_dir.clone(),
+        network: network.clone(),
+        secret_key: secret_key.clone(),
+        max_request_bytes: config.max_request_mib << 20,
+    };
+    let state = AppState::new(store.clone(), settings, evaluator_wake.clone()).await?;
+
+    let evaluator = tokio::spawn(herald_evaluator::service::run(
+        store.clone(),
+        Arc::new(EventEvaluator::new(EvaluatorSettings { public_url: public_url.clone() })),
+        herald_evaluator::service::ServiceSettings { batch_size: config.evaluation_batch_size, ..Default::default() },
+        evaluator_wake,
+        dispatcher_wake.clone(),
+        shutdown.clone(),
+    ));
+    let dispatcher = tokio::spawn(herald_dispatch::service::run(
+        store.clone(),
+        dispatch_settings(&config),
+        secret_key,
+        network.clone(),
+        dispatcher_wake,
+        shutdown.clone(),
+    ));
+
+    tracing::info!(address = %local, public_url = %public_url, deliveries = %network, "Herald is listening");
+    let stop = shutdown.clone();
+    let server = herald_server::serve(listener, herald_server::router(state), async move { stop.cancelled().await });
+    let signals = tokio::spawn(wait_for_signal(shutdown.clone()));
+
+    let served = server.await;
+    shutdown.cancel();
+    signals.abort();
+    if tokio::time::timeout(SHUTDOWN_GRACE, async {
+        let _ = evaluator.await;
+        let _ = dispatcher.await;
+    })
+    .await
+    .is_err()
+    {
+        tracing::warn!(grace_seconds = SHUTDOWN_GRACE.as_secs(), "services did not stop in time");
+    }
+    served.context("the HTTP server failed")?;
+    tracing::info!("Herald stopped");
+    Ok(())
+}
+
+fn load_config(args: &ServeArgs) -> anyhow::Result<Config> {
+    let mut flags = Vec::new();
+    if let Some(listen) = &args.listen {
+        flags.push(("listen", listen.clone()));
+    }
+    if let Some(data_dir) = &args.data_dir {
+        flags.push(("data_dir", data_dir.clone()));
+    }
+    if let Some(database_url) = &args.database_url {
+        flags.push(("database_url", database_url.clone()));
+    }
+    let env = std::env::vars().filter(|(name, _)| name.starts_with("HERALD_")).collect();
+    config::load(config::Sources { file: args.config.as_deref(), env, flags })
+}
+
+fn init_logging(config: &Config) -> anyhow::Result<()> {
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(directives) if !directives.trim().is_empty() => tracing_subscriber::EnvFilter::try_new(directives)?,
+        _ => tracing_subscriber::EnvFilter::try_new(&config.log_level)?,
+    };
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let result = match config.log_format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+    result.map_err(|error| anyhow::anyhow!("failed to set up logging: {error}"))
+}
+
+async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    match &config.database_url {
+        Some(url) => {
+            let redacted = config::redact_url_password(url);
+            let store = herald_store_postgres::PostgresStore::connect(url, config.database_max_connections)
+                .await
+                .with_context(|| format!("failed to open the PostgreSQL store at {redacted}"))?;
+            tracing::info!(database = %redacted, "using the PostgreSQL store");
+            Ok(Arc::new(store))
+        }
+        None => {
+            let path = config.data_dir.join("herald.db");
+            let options = SqliteOptions { synchronous: config.sqlite_synchronous, ..SqliteOptions::new(&path) };
+            let store = tokio::task::spawn_blocking(move || SqliteStore::open(options)).await??;
+            Ok(Arc::new(store))
+        }
+    }
+}
+
+/// Loads the key that seals secrets, and checks that it is the key the store's secrets were
+/// sealed with. A new store gets the key from the configuration or from
+/// `data_dir/secret-key`, which is generated on the first start. A store that already has
+/// secrets never gets a new key silently: a missing or different key stops the start.
+async fn load_secret_key(config: &Config, store: &dyn Store) -> anyhow::Result<SecretKey> {
+    let key_file = config.data_dir.join("secret-key");
+    let stored_check = store.setting(SECRET_KEY_CHECK_SETTING).await?;
+
+    let key = match (&config.secret_key, stored_check.is_some()) {
+        (Some(text), _) => SecretKey::from_base64(text)?,
+        (None, _) if key_file.exists() => {
+            let text =
+                std::fs::read_to_string(&key_file).with_context(|| format!("failed to read {}", key_file.display()))?;
+            SecretKey::from_base64(&text).with_context(|| format!("invalid secret key in {}", key_file.display()))?
+        }
+        (None, true) => bail!(
+            "the store was set up with a secret key, but none is configured and {} does not exist; \
+             set HERALD_SECRET_KEY (or secret_key) to the original key, or restore that file",
+            key_file.display()
+        ),
+        (None, false) => {
+            let key = SecretKey::generate();
+            write_private_file(&key_file, &format!("{}\n", key.to_base64()))?;
+            tracing::info!(path = %key_file.display(), "generated the secret key; back it up with the data directory");
+            key
+        }
+    };
+
+    let check = store.insert_setting_if_absent(SECRET_KEY_CHECK_SETTING, &key.check_value()).await?;
+    if check != key.check_value() {
+        bail!(
+            "the configured secret key is not the key this store's secrets were sealed with; set \
+             HERALD_SECRET_KEY (or secret_key, or {}) to the original key",
+            key_file.display()
+        );
+    }
+    Ok(key)
+}
+
+/// Creates the organization and its admin on the first start. A generated admin key is
+/// printed once and written to `data_dir/admin-api-key`, readable only by its owner.
+async fn bootstrap(config: &Config, store: &dyn Store) -> anyhow::Result<()> {
+    let (key, generated) = match &config.admin_api_key {
+        Some(key) => (key.clone(), false),
+        None => (generate_api_key(), true),
+    };
+    let outcome = store
+        .bootstrap(Bootstrap {
+            organization: config.organization.clone(),
+            admin_name: config.admin_user.clone(),
+            admin_api_key_hash: api_key_hash(&key),
+        })
+        .await?;
+
+    match outcome {
+        BootstrapOutcome::AlreadyInitialized => {
+            tracing::info!("store already initialized");
+        }
+        BootstrapOutcome::Created(admin) => {
+            tracing::info!(organization = %config.organization, admin = %admin.name, "created the organization and its admin");
+            if generated {
+                let path = config.data_dir.join("admin-api-key");
+                write_private_file(&path, &format!("{key}\n"))?;
+                println!("Created admin user {:?}. Its API key, shown only once, is:\n\n    {key}\n", admin.name);
+                println!("The key is also in {} (readable only by you).", path.display());
+                std::io::stdout().flush()?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Writes a file that only its owner can read.
+fn write_private_file(path: &Path, content: &str) -> anyhow::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path).with_context(|| format!("failed to create {}", path.display()))?;
+    file.write_all(content.as_bytes()).with_context(|| format!("failed to write {}", path.display()))?;
+    file.sync_all()?;
+    Ok(())
+}
+
+/// Fills the dispatcher's settings. A claim's lease outlasts the attempt timeout by 30 s, so
+/// that a claim lapses when its dispatcher has stopped rather than during a slow attempt, and
+/// shutdown waits for attempts in flight 5 s longer than one attempt may take.
+fn dispatch_settings(config: &Config) -> herald_dispatch::service::DispatchSettings {
+    herald_dispatch::service::DispatchSettings {
+        timeout: config.delivery_timeout,
+        connect_timeout: config.delivery_connect_timeout,
+        retry_schedule: config.delivery_retry_schedule.clone(),
+        concurrency: config.delivery_concurrency,
+        lease: config.delivery_timeout + Duration::from_secs(30),
+        shutdown_grace: config.delivery_timeout + Duration::from_secs(5),
+        ..Default::default()
+    }
+}
+
+/// Completes on SIGTERM or Ctrl-C and cancels `shutdown`.
+async fn wait_for_signal(shutdown: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM; only Ctrl-C stops the server");
+                let _ = ctrl_c.await;
+                shutdown.cancel();
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => tracing::info!("received Ctrl-C, shutting down"),
+            _ = terminate.recv() => tracing::info!("received SIGTERM, shutting down"),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+        tracing::info!("received Ctrl-C, shutting down");
+    }
+    shutdown.cancel();
+}
