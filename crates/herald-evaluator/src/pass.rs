@@ -218,8 +218,7 @@ impl EventEvaluator {
         run: &RunContext,
         crossing: &Crossing,
     ) -> TemplateVariables {
-        let window: Vec<Value> =
-            crossing.window.iter().map(|value| value.map_or(Value::Null, Value::from)).collect();
+        let window: Vec<Value> = crossing.window.iter().map(|value| value.map_or(Value::Null, Value::from)).collect();
 
         let mut variables = TemplateVariables::default();
         variables.set("event_type", "RUN_METRIC");

@@ -47,6 +47,7 @@ pub struct ServeArgs {
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let config = load_config(&args)?;
     init_logging(&config)?;
+    let signals = SignalListener::install();
     tracing::debug!(?config, "configuration loaded");
 
     std::fs::create_dir_all(&config.data_dir)
@@ -94,7 +95,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!(address = %local, public_url = %public_url, deliveries = %network, "Herald is listening");
     let stop = shutdown.clone();
     let server = herald_server::serve(listener, herald_server::router(state), async move { stop.cancelled().await });
-    let signals = tokio::spawn(wait_for_signal(shutdown.clone()));
+    let signals = tokio::spawn(signals.wait(shutdown.clone()));
 
     let served = server.await;
     shutdown.cancel();
@@ -262,29 +263,65 @@ fn dispatch_settings(config: &Config) -> herald_dispatch::service::DispatchSetti
     }
 }
 
-/// Completes on SIGTERM or Ctrl-C and cancels `shutdown`.
-async fn wait_for_signal(shutdown: CancellationToken) {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Listens for SIGTERM and Ctrl-C from the moment it is created, and cancels `shutdown` when
+/// either arrives. It is created before the server announces its address, so that a signal
+/// sent right after the announcement stops the server gracefully instead of killing it.
+struct SignalListener {
     #[cfg(unix)]
-    {
-        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(signal) => signal,
-            Err(error) => {
-                tracing::error!(%error, "cannot listen for SIGTERM; only Ctrl-C stops the server");
-                let _ = ctrl_c.await;
-                shutdown.cancel();
-                return;
+    terminate: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    interrupt: Option<tokio::signal::unix::Signal>,
+}
+
+impl SignalListener {
+    fn install() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let install = |kind: SignalKind, name: &str| match signal(kind) {
+                Ok(stream) => Some(stream),
+                Err(error) => {
+                    tracing::error!(%error, signal = name, "cannot listen for the signal");
+                    None
+                }
+            };
+            Self {
+                terminate: install(SignalKind::terminate(), "SIGTERM"),
+                interrupt: install(SignalKind::interrupt(), "SIGINT"),
             }
-        };
-        tokio::select! {
-            _ = ctrl_c => tracing::info!("received Ctrl-C, shutting down"),
-            _ = terminate.recv() => tracing::info!("received SIGTERM, shutting down"),
+        }
+        #[cfg(not(unix))]
+        {
+            Self {}
         }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-        tracing::info!("received Ctrl-C, shutting down");
+
+    /// Waits for a signal, then cancels `shutdown`.
+    async fn wait(mut self, shutdown: CancellationToken) {
+        #[cfg(unix)]
+        {
+            let terminate = async {
+                match self.terminate.as_mut() {
+                    Some(stream) => stream.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            let interrupt = async {
+                match self.interrupt.as_mut() {
+                    Some(stream) => stream.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = interrupt => tracing::info!("received Ctrl-C, shutting down"),
+                _ = terminate => tracing::info!("received SIGTERM, shutting down"),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            tracing::info!("received Ctrl-C, shutting down");
+        }
+        shutdown.cancel();
     }
-    shutdown.cancel();
 }

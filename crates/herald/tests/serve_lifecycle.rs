@@ -50,12 +50,14 @@ fn first_start_prints_and_saves_generated_key() {
 }
 
 #[test]
-fn sigterm_stops_the_server_cleanly() {
-    let work = tempfile::tempdir().unwrap();
-    let mut herald = Herald::start(&work.path().join("data"), &[], &[]);
-    let status = herald.terminate(Duration::from_secs(30)).expect("herald serve did not stop after SIGTERM");
-    assert!(status.success(), "exit status {status}; log:\n{}", herald.log());
-    assert!(herald.log().contains("Herald stopped"));
+fn sigterm_and_ctrl_c_stop_the_server_cleanly() {
+    for signal in ["TERM", "INT"] {
+        let work = tempfile::tempdir().unwrap();
+        let mut herald = Herald::start(&work.path().join("data"), &[], &[]);
+        let status = herald.signal(signal, Duration::from_secs(30)).expect("herald serve did not stop");
+        assert!(status.success(), "SIG{signal}: exit status {status}; log:\n{}", herald.log());
+        assert!(herald.log().contains("Herald stopped"), "SIG{signal}");
+    }
 }
 
 #[test]
