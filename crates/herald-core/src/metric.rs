@@ -191,6 +191,7 @@ mod tests {
     fn numbers_format_like_json() {
         assert_eq!(format_number(1.0), "1.0");
         assert_eq!(format_number(0.15000000000000002), "0.15000000000000002");
+        assert_eq!(format_number(1e-7), "1e-7");
         assert_eq!(format_number(f64::NAN), "NaN");
         assert_eq!(format_number(f64::NEG_INFINITY), "-Infinity");
     }

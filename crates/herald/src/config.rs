@@ -201,6 +201,18 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
         .map_err(|_| format!("invalid duration {text:?}; use a value such as \"15s\", \"2m\" or \"500ms\""))
 }
 
+/// Reads `host:port`. A host name such as `localhost` is resolved now, to its first address.
+fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+    if let Ok(address) = text.parse() {
+        return Ok(address);
+    }
+    let invalid = || format!("invalid address {text:?}; use host:port such as 127.0.0.1:8080 or localhost:8080");
+    if !text.contains(':') {
+        return Err(invalid());
+    }
+    std::net::ToSocketAddrs::to_socket_addrs(text).ok().and_then(|mut addresses| addresses.next()).ok_or_else(invalid)
+}
+
 fn parse_positive(text: &str) -> Result<usize, String> {
     match text.trim().parse::<usize>() {
         Ok(number) if number > 0 => Ok(number),
@@ -221,10 +233,7 @@ const KEYS: &[Key] = &[
         help: "Address and port the server listens on.",
         set: |config, value| {
             let text = value.text()?;
-            config.listen = text
-                .trim()
-                .parse()
-                .map_err(|_| format!("invalid address {text:?}; use host:port such as 127.0.0.1:8080"))?;
+            config.listen = parse_listen(text.trim())?;
             Ok(())
         },
     },
@@ -621,6 +630,14 @@ mod tests {
         std::fs::write(&file, "lisen = \"x\"\n").unwrap();
         let message = format!("{:#}", load(Sources { file: Some(&file), ..Sources::default() }).unwrap_err());
         assert!(message.contains("unknown key \"lisen\""), "{message}");
+    }
+
+    #[test]
+    fn listen_accepts_host_names() {
+        let config = load(Sources { env: env(&[("HERALD_LISTEN", "localhost:18205")]), ..Sources::default() }).unwrap();
+        assert_eq!(config.listen.port(), 18205);
+        assert!(config.listen.ip().is_loopback());
+        assert!(load(Sources { env: env(&[("HERALD_LISTEN", "localhost")]), ..Sources::default() }).is_err());
     }
 
     #[test]

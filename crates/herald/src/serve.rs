@@ -50,8 +50,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let signals = SignalListener::install();
     tracing::debug!(?config, "configuration loaded");
 
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("failed to create the data directory {}", config.data_dir.display()))?;
+    create_private_dir(&config.data_dir)?;
     let store = open_store(&config).await?;
     let secret_key = load_secret_key(&config, store.as_ref()).await?;
     bootstrap(&config, store.as_ref()).await?;
@@ -134,7 +133,9 @@ fn init_logging(config: &Config) -> anyhow::Result<()> {
         Ok(directives) if !directives.trim().is_empty() => tracing_subscriber::EnvFilter::try_new(directives)?,
         _ => tracing_subscriber::EnvFilter::try_new(&config.log_level)?,
     };
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colours only on a terminal, so that log files and collectors get plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     let result = match config.log_format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
@@ -148,7 +149,7 @@ async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
             let redacted = config::redact_url_password(url);
             let store = herald_store_postgres::PostgresStore::connect(url, config.database_max_connections)
                 .await
-                .with_context(|| format!("failed to open the PostgreSQL store at {redacted}"))?;
+                .context("failed to open the PostgreSQL store; check the URL, and create the database first if it does not exist (createdb NAME)")?;
             tracing::info!(database = %redacted, "using the PostgreSQL store");
             Ok(Arc::new(store))
         }
@@ -217,7 +218,9 @@ async fn bootstrap(config: &Config, store: &dyn Store) -> anyhow::Result<()> {
 
     match outcome {
         BootstrapOutcome::AlreadyInitialized => {
-            tracing::info!("store already initialized");
+            if config.admin_api_key.is_some() {
+                tracing::info!("the store is already initialized, so admin_user and admin_api_key are ignored");
+            }
         }
         BootstrapOutcome::Created(admin) => {
             tracing::info!(organization = %config.organization, admin = %admin.name, "created the organization and its admin");
@@ -231,6 +234,19 @@ async fn bootstrap(config: &Config, store: &dyn Store) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Creates the data directory, readable only by its owner, because it holds the database and
+/// the keys. An existing directory keeps its permissions.
+fn create_private_dir(path: &Path) -> anyhow::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(path).with_context(|| format!("failed to create the data directory {}", path.display()))
 }
 
 /// Writes a file that only its owner can read.

@@ -27,8 +27,11 @@ pub struct ClientOptions {
     // would otherwise store that value as the server's URL.
     #[arg(long = "url", env = "HERALD_URL", default_value = "http://127.0.0.1:8080")]
     pub url: String,
-    /// API key to authenticate with.
-    #[arg(long = "api-key", env = "HERALD_API_KEY", hide_env_values = true, global = true)]
+    /// API key to authenticate with. As a flag it goes before the subcommand.
+    //
+    // Not global either, so that it does not show in the help of `serve` and `config`, which
+    // do not call the API.
+    #[arg(long = "api-key", env = "HERALD_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
 }
 
