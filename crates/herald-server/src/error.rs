@@ -107,10 +107,12 @@ impl IntoResponse for ApiError {
             tracing::debug!(code = self.code, detail = %self.detail, "request rejected");
         }
         let mut response = (self.status, Json(self.body())).into_response();
+        // The Bearer challenge, unlike Basic, makes no browser prompt for a password that
+        // it would then send with every request, including forged cross-site ones.
         if self.status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()
-                .insert("www-authenticate", axum::http::HeaderValue::from_static("Basic realm=\"herald\""));
+                .insert("www-authenticate", axum::http::HeaderValue::from_static("Bearer realm=\"herald\""));
         }
         response
     }

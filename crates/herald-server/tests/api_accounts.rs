@@ -31,6 +31,15 @@ async fn missing_or_wrong_key_is_401() {
 }
 
 #[tokio::test]
+async fn challenge_is_bearer_not_basic() {
+    let server = TestServer::start().await;
+    let response = reqwest::get(format!("{}/api/v1/viewer", server.url)).await.unwrap();
+
+    assert_eq!(response.status(), 401);
+    assert_eq!(response.headers()["www-authenticate"], "Bearer realm=\"herald\"");
+}
+
+#[tokio::test]
 async fn basic_auth_with_user_api_is_accepted() {
     let server = TestServer::start().await;
     let credentials = base64::engine::general_purpose::STANDARD.encode(format!("api:{}", server.admin_key));
