@@ -48,6 +48,11 @@ pub struct MetricWindowState {
     pub condition_true: bool,
     /// When the pair last fired, in milliseconds since the epoch.
     pub last_fired_at: Option<Timestamp>,
+    /// The last history line the evaluator looked at for the pair. A later event that starts
+    /// after the next line means rows went by unseen, for example while the automation was
+    /// disabled, and the window is filled again from history.
+    #[serde(default)]
+    pub last_line: Option<i64>,
 }
 
 /// What happens to a crossing.
@@ -89,6 +94,7 @@ impl MetricWindowState {
             last_step: kept.last().map(|point| point.step),
             condition_true: false,
             last_fired_at: None,
+            last_line: None,
         }
     }
 
@@ -99,10 +105,20 @@ impl MetricWindowState {
         self.metric == filter.metric && self.window_size == filter.window_size
     }
 
-    /// Replaces the window after an edit, keeping the crossing state and the cooldown, so
-    /// that an edit that keeps the condition true does not fire again.
+    /// Returns true if and only if rows before `first_line` went by without the evaluator
+    /// seeing them, so the window misses values.
+    pub fn misses_rows_before(&self, first_line: i64) -> bool {
+        self.last_line.is_some_and(|last| first_line > last.saturating_add(1))
+    }
+
+    /// Replaces the window from history after an edit or a gap. The crossing state and the
+    /// cooldown are kept, so that an edit that keeps the condition true does not fire again;
+    /// a different metric is a different condition, so its crossing state starts false.
     pub fn reseed(&mut self, filter: &ThresholdFilter, history: &[MetricPoint]) {
         let fresh = Self::seeded(filter, history);
+        if self.metric != fresh.metric {
+            self.condition_true = false;
+        }
         self.metric = fresh.metric;
         self.window_size = fresh.window_size;
         self.values = fresh.values;
@@ -305,6 +321,38 @@ mod tests {
         state.reseed(&edited, &points(&finite(&[5.0])));
         let next = [MetricPoint { step: 1, value: Some(6.0) }];
         assert!(evaluate_threshold(&edited, &mut state, &next, Timestamp(0), Duration::ZERO).is_empty());
+    }
+
+    #[test]
+    fn reseed_for_another_metric_resets_crossing() {
+        let loss = filter(Aggregation::Latest, 1, Comparison::Lt, 1.0);
+        let mut state = MetricWindowState::seeded(&loss, &[]);
+        evaluate_threshold(&loss, &mut state, &points(&finite(&[0.5])), Timestamp(0), Duration::ZERO);
+        assert!(state.condition_true);
+
+        let accuracy = ThresholdFilter { metric: "acc".into(), ..loss };
+        state.reseed(&accuracy, &[]);
+        let next = [MetricPoint { step: 1, value: Some(0.5) }];
+        let crossings = evaluate_threshold(&accuracy, &mut state, &next, Timestamp(0), Duration::ZERO);
+        assert_eq!(crossings.len(), 1);
+    }
+
+    #[test]
+    fn gap_in_lines_is_detected() {
+        let filter = filter(Aggregation::Latest, 1, Comparison::Lt, 1.0);
+        let mut state = MetricWindowState::seeded(&filter, &[]);
+        assert!(!state.misses_rows_before(10));
+        state.last_line = Some(4);
+        assert!(!state.misses_rows_before(5));
+        assert!(!state.misses_rows_before(3));
+        assert!(state.misses_rows_before(6));
+    }
+
+    #[test]
+    fn state_without_last_line_still_reads() {
+        let text = r#"{"metric":"loss","window_size":1,"values":[1.0],"last_step":0,"condition_true":false,"last_fired_at":null}"#;
+        let state: MetricWindowState = serde_json::from_str(text).unwrap();
+        assert_eq!(state.last_line, None);
     }
 
     #[test]

@@ -59,8 +59,19 @@ impl Aggregation {
             Aggregation::Min => finite.reduce(f64::min),
             Aggregation::Max => finite.reduce(f64::max),
             Aggregation::Average => {
-                let (sum, count) = finite.fold((0.0, 0usize), |(sum, count), x| (sum + x, count + 1));
-                (count > 0).then(|| sum / count as f64)
+                let values: Vec<f64> = finite.collect();
+                if values.is_empty() {
+                    return None;
+                }
+                let count = values.len() as f64;
+                let sum: f64 = values.iter().sum();
+                if sum.is_finite() {
+                    return Some(sum / count);
+                }
+                // The sum of values near f64::MAX overflows although their mean does not.
+                // Dividing each value first cannot overflow; it is used only then, because
+                // it rounds differently from the plain mean that people compute by hand.
+                Some(values.iter().map(|x| x / count).sum())
             }
         }
     }
@@ -157,6 +168,18 @@ mod tests {
         assert_eq!(Aggregation::Min.apply(&window), Some(1.0));
         assert_eq!(Aggregation::Max.apply(&window), Some(3.0));
         assert_eq!(Aggregation::Average.apply(&window), Some(2.0));
+    }
+
+    #[test]
+    fn average_of_huge_values_does_not_overflow() {
+        let mean = Aggregation::Average.apply(&[Some(1e308), Some(1e308), Some(-1e308)]).unwrap();
+        assert!((mean - 1e308 / 3.0).abs() < 1e293, "{mean}");
+        assert_eq!(Aggregation::Average.apply(&[Some(1.5e308), Some(1.5e308)]), Some(1.5e308));
+    }
+
+    #[test]
+    fn average_of_small_windows_is_exact() {
+        assert_eq!(Aggregation::Average.apply(&[Some(0.3), Some(0.1), Some(0.05)]), Some((0.3 + 0.1 + 0.05) / 3.0));
     }
 
     #[test]

@@ -15,7 +15,7 @@ use herald_core::evaluate::{Crossing, Decision, MetricPoint, MetricWindowState, 
 use herald_core::filter::{RunFields, run_document};
 use herald_core::ids::{AutomationId, ExecutionId, ProjectId, RunId};
 use herald_core::metric::{format_number, metric_in_row};
-use herald_core::model::ExecutionState;
+use herald_core::model::{ExecutionState, RunState};
 use herald_core::template::{PayloadTemplate, TemplateVariables};
 use herald_store::{
     Automation, BatchEvaluator, EvaluationReport, EvaluationTx, EventKind, HistoryRow, NewExecution, RunContext,
@@ -113,6 +113,7 @@ impl EventEvaluator {
         let Some(run) = run else {
             return Ok(());
         };
+        let run = run_as_logged(&run, event);
         let document = run_filter_document(&run);
         let rows = parse_rows(tx.history_rows(run_id, first_line, last_line).await?);
 
@@ -123,29 +124,28 @@ impl EventEvaluator {
             {
                 continue;
             }
-            let points = metric_points(&rows, &metric_event.threshold.metric);
-            if points.is_empty() {
-                continue;
-            }
-
             let threshold = &metric_event.threshold;
+            let points = metric_points(&rows, &threshold.metric);
+
             let key = (automation.id, run_id);
             let stored = match cache.states.remove(&key) {
                 Some(state) => Some(state),
                 None => tx.window_state(automation.id, run_id).await?,
             };
             let mut state = match stored {
-                Some(state) if state.fits(threshold) => state,
-                Some(mut state) => {
-                    let history = seed_points(tx, run_id, &threshold.metric, first_line, threshold.window_size).await?;
-                    state.reseed(threshold, &history);
-                    state
-                }
+                // Nothing to remember until the run logs the metric.
+                None if points.is_empty() => continue,
+                Some(state) => state,
                 None => {
                     let history = seed_points(tx, run_id, &threshold.metric, first_line, threshold.window_size).await?;
                     MetricWindowState::seeded(threshold, &history)
                 }
             };
+            if !state.fits(threshold) || state.misses_rows_before(first_line) {
+                let history = seed_points(tx, run_id, &threshold.metric, first_line, threshold.window_size).await?;
+                state.reseed(threshold, &history);
+            }
+            state.last_line = Some(state.last_line.map_or(last_line, |seen| seen.max(last_line)));
 
             let cooldown = Duration::from_secs(automation.spec.cooldown_seconds);
             let plain_points: Vec<MetricPoint> = points.iter().map(|(_, point)| *point).collect();
@@ -277,6 +277,21 @@ fn line_range(event: &StoredEvent) -> StoreResult<(i64, i64)> {
     match (first, last) {
         (Some(first), Some(last)) if first <= last => Ok((first, last)),
         _ => Err(StoreError::Corrupt(format!("history event {} has no valid line range: {}", event.seq, event.data))),
+    }
+}
+
+/// Returns the run as it was when the event's rows were logged. The request that carries a
+/// run's last rows also ends it, and the store applies both before evaluation, so without this
+/// a filter on `state: RUNNING` would never see those rows.
+fn run_as_logged(run: &Arc<RunContext>, event: &StoredEvent) -> Arc<RunContext> {
+    let logged_state = event.data.get("run_state").and_then(Value::as_str).and_then(RunState::parse);
+    match logged_state {
+        Some(state) if state != run.run.state => {
+            let mut as_logged = RunContext::clone(run);
+            as_logged.run.state = state;
+            Arc::new(as_logged)
+        }
+        _ => run.clone(),
     }
 }
 

@@ -227,7 +227,14 @@ pub async fn apply_file_stream(
     .map_err(backend)?;
 
     if let (Some(first_line), Some(last_line)) = (written.iter().min(), written.iter().max()) {
-        let data = json!({"first_line": first_line, "last_line": last_line, "lines": written.len()});
+        // The rows were logged while the run had its state from before this request, which
+        // the evaluator needs because the same request may also end the run.
+        let data = json!({
+            "first_line": first_line,
+            "last_line": last_line,
+            "lines": written.len(),
+            "run_state": run.state.as_str(),
+        });
         insert_event(connection, EventKind::RunHistory, run.project_id, Some(run_id), &data, now).await?;
         outcome.events_recorded += 1;
     }

@@ -213,7 +213,14 @@ pub fn apply_file_stream(
         .map_err(backend)?;
 
     if let Some((first_line, last_line)) = changed_lines {
-        let data = json!({"first_line": first_line, "last_line": last_line, "lines": outcome.history_lines_written});
+        // The rows were logged while the run had its state from before this request, which
+        // the evaluator needs because the same request may also end the run.
+        let data = json!({
+            "first_line": first_line,
+            "last_line": last_line,
+            "lines": outcome.history_lines_written,
+            "run_state": run.state.as_str(),
+        });
         insert_event(connection, EventKind::RunHistory, run.project_id, Some(run_id), &data, now)?;
         outcome.events_recorded += 1;
     }

@@ -325,7 +325,8 @@ pub struct AutomationFilter {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
-    /// History lines were written; `data` holds `first_line` and `last_line`.
+    /// History lines were written; `data` holds `first_line`, `last_line`, and `run_state`,
+    /// the run's state while the lines were logged.
     RunHistory,
     /// A run changed state; `data` holds `state`, `previous` and `exit_code`.
     RunState,
