@@ -213,11 +213,19 @@ fn parse_listen(text: &str) -> Result<SocketAddr, String> {
     std::net::ToSocketAddrs::to_socket_addrs(text).ok().and_then(|mut addresses| addresses.next()).ok_or_else(invalid)
 }
 
-fn parse_positive(text: &str) -> Result<usize, String> {
+fn parse_in_range(text: &str, max: usize) -> Result<usize, String> {
     match text.trim().parse::<usize>() {
-        Ok(number) if number > 0 => Ok(number),
-        _ => Err(format!("invalid value {text:?}; use a whole number of at least 1")),
+        Ok(number) if (1..=max).contains(&number) => Ok(number),
+        _ => Err(format!("invalid value {text:?}; use a whole number from 1 to {max}")),
     }
+}
+
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    let duration = parse_duration(text)?;
+    if duration.is_zero() || duration > Duration::from_secs(3600) {
+        return Err(format!("invalid timeout {text:?}; use a duration above zero and at most 1h"));
+    }
+    Ok(duration)
 }
 
 fn optional(text: String) -> Option<String> {
@@ -295,7 +303,7 @@ const KEYS: &[Key] = &[
         default: "16",
         help: "Most connections to PostgreSQL that this process opens.",
         set: |config, value| {
-            config.database_max_connections = parse_positive(&value.text()?)? as u32;
+            config.database_max_connections = parse_in_range(&value.text()?, 10_000)? as u32;
             Ok(())
         },
     },
@@ -375,7 +383,7 @@ const KEYS: &[Key] = &[
         default: "64",
         help: "Largest request body accepted, in MiB.",
         set: |config, value| {
-            config.max_request_mib = parse_positive(&value.text()?)?;
+            config.max_request_mib = parse_in_range(&value.text()?, 4_096)?;
             Ok(())
         },
     },
@@ -396,7 +404,7 @@ const KEYS: &[Key] = &[
         default: "\"15s\"",
         help: "Total time of one delivery attempt, from connecting to the end of the response.",
         set: |config, value| {
-            config.delivery_timeout = parse_duration(&value.text()?)?;
+            config.delivery_timeout = parse_timeout(&value.text()?)?;
             Ok(())
         },
     },
@@ -405,7 +413,7 @@ const KEYS: &[Key] = &[
         default: "\"5s\"",
         help: "Time to establish the connection of a delivery attempt.",
         set: |config, value| {
-            config.delivery_connect_timeout = parse_duration(&value.text()?)?;
+            config.delivery_connect_timeout = parse_timeout(&value.text()?)?;
             Ok(())
         },
     },
@@ -426,7 +434,7 @@ const KEYS: &[Key] = &[
         default: "64",
         help: "Most deliveries in flight at once.",
         set: |config, value| {
-            config.delivery_concurrency = parse_positive(&value.text()?)?;
+            config.delivery_concurrency = parse_in_range(&value.text()?, 100_000)?;
             Ok(())
         },
     },
@@ -435,7 +443,7 @@ const KEYS: &[Key] = &[
         default: "512",
         help: "Most events evaluated in one transaction.",
         set: |config, value| {
-            config.evaluation_batch_size = parse_positive(&value.text()?)?;
+            config.evaluation_batch_size = parse_in_range(&value.text()?, 100_000)?;
             Ok(())
         },
     },
@@ -471,6 +479,18 @@ const KEYS: &[Key] = &[
 /// Returns the environment variable of a key.
 pub fn env_name(key: &str) -> String {
     format!("HERALD_{}", key.to_ascii_uppercase())
+}
+
+/// Environment variables that start with `HERALD_` but are not configuration keys of the
+/// server. The client's variables and `HERALD_CONFIG` are known too.
+pub fn unknown_variables(names: impl Iterator<Item = String>) -> Vec<String> {
+    const OTHER_KNOWN: [&str; 3] = ["HERALD_CONFIG", "HERALD_URL", "HERALD_API_KEY"];
+    let mut unknown: Vec<String> = names
+        .filter(|name| name.starts_with("HERALD_"))
+        .filter(|name| !OTHER_KNOWN.contains(&name.as_str()) && !KEYS.iter().any(|key| env_name(key.name) == *name))
+        .collect();
+    unknown.sort();
+    unknown
 }
 
 /// Renders the default configuration file.
@@ -638,6 +658,26 @@ mod tests {
         assert_eq!(config.listen.port(), 18205);
         assert!(config.listen.ip().is_loopback());
         assert!(load(Sources { env: env(&[("HERALD_LISTEN", "localhost")]), ..Sources::default() }).is_err());
+    }
+
+    #[test]
+    fn out_of_range_values_are_rejected() {
+        for (name, value) in [
+            ("HERALD_MAX_REQUEST_MIB", "17592186044416"),
+            ("HERALD_DATABASE_MAX_CONNECTIONS", "4294967296"),
+            ("HERALD_DELIVERY_TIMEOUT", "0s"),
+            ("HERALD_DELIVERY_CONNECT_TIMEOUT", "2h"),
+            ("HERALD_DELIVERY_CONCURRENCY", "0"),
+        ] {
+            let error = load(Sources { env: env(&[(name, value)]), ..Sources::default() }).unwrap_err();
+            assert!(format!("{error:#}").contains(name), "{name}: {error:#}");
+        }
+    }
+
+    #[test]
+    fn unknown_variables_are_listed() {
+        let names = ["HERALD_LISTN", "HERALD_LISTEN", "HERALD_URL", "PATH", "HERALD_CONFIG"].map(String::from);
+        assert_eq!(unknown_variables(names.into_iter()), vec!["HERALD_LISTN".to_owned()]);
     }
 
     #[test]

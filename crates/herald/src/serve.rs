@@ -20,6 +20,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{self, Config, LogFormat};
 
+/// The store setting that records the organization once the store is set up.
+const ORGANIZATION_SETTING: &str = "organization";
+
 /// The store setting that identifies the secret key the store's secrets are sealed with.
 const SECRET_KEY_CHECK_SETTING: &str = "secret_key_check";
 
@@ -49,6 +52,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     init_logging(&config)?;
     let signals = SignalListener::install();
     tracing::debug!(?config, "configuration loaded");
+    for variable in config::unknown_variables(std::env::vars().map(|(name, _)| name)) {
+        tracing::warn!(variable, "ignoring an environment variable that names no configuration key; is it misspelt?");
+    }
 
     create_private_dir(&config.data_dir)?;
     let store = open_store(&config).await?;
@@ -60,6 +66,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("failed to listen on {}; is another server using it? Set --listen", config.listen))?;
     let local = listener.local_addr()?;
     let public_url = config.public_url.clone().unwrap_or_else(|| format!("http://{local}"));
+    if config.public_url.is_none() && local.ip().is_unspecified() {
+        tracing::warn!(
+            public_url = %public_url,
+            "listening on every interface without public_url: upload URLs and ${{run_url}} use an address \
+             that other machines cannot reach; set public_url (HERALD_PUBLIC_URL) to the URL clients use"
+        );
+    }
     let network = NetworkPolicy::new(config.delivery_allowed_networks.clone());
 
     let shutdown = CancellationToken::new();
@@ -130,7 +143,8 @@ fn load_config(args: &ServeArgs) -> anyhow::Result<Config> {
 
 fn init_logging(config: &Config) -> anyhow::Result<()> {
     let filter = match std::env::var("RUST_LOG") {
-        Ok(directives) if !directives.trim().is_empty() => tracing_subscriber::EnvFilter::try_new(directives)?,
+        Ok(directives) if !directives.trim().is_empty() => tracing_subscriber::EnvFilter::try_new(&directives)
+            .map_err(|error| anyhow::anyhow!("invalid RUST_LOG {directives:?}: {error}"))?,
         _ => tracing_subscriber::EnvFilter::try_new(&config.log_level)?,
     };
     // Colours only on a terminal, so that log files and collectors get plain text.
@@ -202,38 +216,63 @@ async fn load_secret_key(config: &Config, store: &dyn Store) -> anyhow::Result<S
 }
 
 /// Creates the organization and its admin on the first start. A generated admin key is
-/// printed once and written to `data_dir/admin-api-key`, readable only by its owner.
+/// written to `data_dir/admin-api-key`, readable only by its owner, before the store commits
+/// the admin, so that a failed write cannot leave an admin whose key nobody has seen; then it
+/// is printed once.
 async fn bootstrap(config: &Config, store: &dyn Store) -> anyhow::Result<()> {
+    if store.setting(ORGANIZATION_SETTING).await?.is_some() {
+        if config.admin_api_key.is_some() {
+            tracing::info!("the store is already initialized, so admin_user and admin_api_key are ignored");
+        }
+        return Ok(());
+    }
+
+    let key_file = config.data_dir.join("admin-api-key");
     let (key, generated) = match &config.admin_api_key {
         Some(key) => (key.clone(), false),
         None => (generate_api_key(), true),
     };
+    if generated {
+        write_private_file(&key_file, &format!("{key}\n"))?;
+    }
     let outcome = store
         .bootstrap(Bootstrap {
             organization: config.organization.clone(),
             admin_name: config.admin_user.clone(),
             admin_api_key_hash: api_key_hash(&key),
         })
-        .await?;
+        .await;
 
     match outcome {
-        BootstrapOutcome::AlreadyInitialized => {
-            if config.admin_api_key.is_some() {
-                tracing::info!("the store is already initialized, so admin_user and admin_api_key are ignored");
-            }
-        }
-        BootstrapOutcome::Created(admin) => {
+        Ok(BootstrapOutcome::Created(admin)) => {
             tracing::info!(organization = %config.organization, admin = %admin.name, "created the organization and its admin");
             if generated {
-                let path = config.data_dir.join("admin-api-key");
-                write_private_file(&path, &format!("{key}\n"))?;
                 println!("Created admin user {:?}. Its API key, shown only once, is:\n\n    {key}\n", admin.name);
-                println!("The key is also in {} (readable only by you).", path.display());
+                println!("The key is also in {} (readable only by you).", key_file.display());
                 std::io::stdout().flush()?;
             }
+            Ok(())
+        }
+        // Another process sharing the database set it up first; its key is the valid one.
+        Ok(BootstrapOutcome::AlreadyInitialized) => {
+            if generated {
+                remove_unused_key(&key_file);
+            }
+            Ok(())
+        }
+        Err(error) => {
+            if generated {
+                remove_unused_key(&key_file);
+            }
+            Err(error).context("failed to create the organization and its admin")
         }
     }
-    Ok(())
+}
+
+fn remove_unused_key(path: &Path) {
+    if let Err(error) = std::fs::remove_file(path) {
+        tracing::warn!(%error, path = %path.display(), "failed to remove an admin key that was not used");
+    }
 }
 
 /// Creates the data directory, readable only by its owner, because it holds the database and

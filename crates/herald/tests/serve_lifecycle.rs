@@ -105,3 +105,25 @@ fn invalid_environment_value_names_the_variable() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("HERALD_DELIVERY_ALLOWED_NETWORKS") && stderr.contains("\"local\""), "{stderr}");
 }
+
+#[test]
+fn unwritable_key_file_leaves_store_uninitialized() {
+    let work = tempfile::tempdir().unwrap();
+    let data_dir = work.path().join("data");
+    std::fs::create_dir_all(data_dir.join("admin-api-key")).unwrap();
+
+    let output = Command::new(env!("CARGO_BIN_EXE_herald"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data_dir)
+        .env_remove("HERALD_ADMIN_API_KEY")
+        .output()
+        .unwrap();
+    assert!(!output.status.success(), "serve started although it could not save the admin key");
+    assert!(!String::from_utf8_lossy(&output.stdout).contains("API key"), "a key was printed");
+
+    // Once the key can be written, the next start creates the admin and shows its key.
+    std::fs::remove_dir(data_dir.join("admin-api-key")).unwrap();
+    let herald = Herald::start(&data_dir, &[], &[("HERALD_ADMIN_API_KEY", "")]);
+    let key = std::fs::read_to_string(data_dir.join("admin-api-key")).unwrap().trim().to_owned();
+    assert_eq!(viewer_status(&herald, &key), 200);
+}
