@@ -34,8 +34,11 @@ pub const DEFAULT_COOLDOWN_SECONDS: u64 = 86_400;
 pub const MAX_COOLDOWN_SECONDS: u64 = 365 * 86_400;
 /// Largest metric window. Each (automation, run) pair keeps its window in the store.
 pub const MAX_WINDOW_SIZE: usize = 1_000;
-/// Longest description.
+/// Maximum length of a description, in characters.
 pub const MAX_DESCRIPTION_CHARS: usize = 4_000;
+/// Maximum length of a metric name (`threshold_filter.name`), in characters. Metric names are
+/// W&B history keys, and 512 leaves room for long dotted names of nested dictionaries.
+pub const MAX_METRIC_NAME_CHARS: usize = 512;
 
 /// Fields of the output document that input documents may carry and that are ignored.
 const READ_ONLY_FIELDS: &[&str] = &["id", "revision", "created_at", "updated_at", "created_by"];
@@ -264,13 +267,7 @@ fn parse_run_filter(event: &ObjectReader<'_>) -> Result<Option<Filter>, Validati
 fn parse_threshold(filter: &ObjectReader<'_>) -> Result<ThresholdFilter, ValidationError> {
     filter.reject_unknown(&["name", "agg_op", "window_size", "cmp_op", "threshold"], &[])?;
 
-    let metric = filter.required_string("name")?;
-    if metric.trim().is_empty() {
-        return Err(ValidationError::invalid(
-            filter.path_of("name"),
-            "metric name is empty; name a key that the run logs, such as \"loss\"",
-        ));
-    }
+    let metric = parse_metric_name(filter)?;
 
     let aggregation = match filter.optional_string("agg_op")? {
         None => Aggregation::Latest,
@@ -299,6 +296,33 @@ fn parse_threshold(filter: &ObjectReader<'_>) -> Result<ThresholdFilter, Validat
     Ok(ThresholdFilter { metric: metric.to_owned(), aggregation, window_size, comparison, threshold })
 }
 
+/// Reads `threshold_filter.name`: not blank, at most [`MAX_METRIC_NAME_CHARS`] characters
+/// and free of control characters, which no logged key needs.
+fn parse_metric_name<'a>(filter: &ObjectReader<'a>) -> Result<&'a str, ValidationError> {
+    let metric = filter.required_string("name")?;
+    let field = filter.path_of("name");
+    if metric.trim().is_empty() {
+        return Err(ValidationError::invalid(
+            field,
+            "metric name is empty; name a key that the run logs, such as \"loss\"",
+        ));
+    }
+    let length = metric.chars().count();
+    if length > MAX_METRIC_NAME_CHARS {
+        return Err(ValidationError::invalid(
+            field,
+            format!("metric name has {length} characters; shorten it to at most {MAX_METRIC_NAME_CHARS}"),
+        ));
+    }
+    if metric.chars().any(char::is_control) {
+        return Err(ValidationError::invalid(
+            field,
+            format!("metric name {} contains a control character; remove it", quote_value(&Value::from(metric))),
+        ));
+    }
+    Ok(metric)
+}
+
 fn parse_action(action: &ObjectReader<'_>) -> Result<ActionDraft, ValidationError> {
     let action_type = action.required_string("type")?;
     match action_type {
@@ -319,19 +343,14 @@ fn parse_action(action: &ObjectReader<'_>) -> Result<ActionDraft, ValidationErro
     }
 }
 
-/// Reads `request_payload`, given as a JSON document or as a string holding one.
+/// Reads `request_payload`, given as a JSON object or array, or as a string that contains
+/// one. [`PayloadTemplate`] rejects every other value.
 fn parse_payload(action: &ObjectReader<'_>) -> Result<Option<PayloadTemplate>, ValidationError> {
     let field = action.path_of("request_payload");
     match action.optional("request_payload") {
         None => Ok(None),
         Some(Value::String(text)) => PayloadTemplate::parse_text(text, &field).map(Some),
-        Some(document @ (Value::Object(_) | Value::Array(_))) => {
-            PayloadTemplate::from_document(document.clone(), &field).map(Some)
-        }
-        Some(other) => Err(ValidationError::invalid(
-            field,
-            format!("expected a JSON object, or a string that holds one, got {}", quote_value(other)),
-        )),
+        Some(document) => PayloadTemplate::from_document(document.clone(), &field).map(Some),
     }
 }
 
@@ -552,6 +571,75 @@ mod tests {
             "event.threshold_filter.threshold",
         );
         check_rejected(|doc| doc["cooldown_seconds"] = json!(-1), "invalid_value", "cooldown_seconds");
+    }
+
+    #[test]
+    fn scalar_payloads_are_rejected_in_both_forms() {
+        let scalars = [json!("\"text\""), json!("5"), json!("true"), json!(5), json!(true), json!(false)];
+        for payload in scalars {
+            let mut doc = document();
+            doc["action"]["request_payload"] = payload.clone();
+            let error = AutomationDraft::parse(&doc).unwrap_err();
+            assert_eq!((error.code, error.field.as_str()), ("invalid_template", "action.request_payload"), "{payload}");
+            assert!(error.detail.contains(&payload.to_string()), "{payload}: {}", error.detail);
+        }
+    }
+
+    #[test]
+    fn array_payloads_are_accepted_in_both_forms() {
+        for payload in [json!(["${run_name}"]), json!("[\"${run_name}\"]")] {
+            let mut doc = document();
+            doc["action"]["request_payload"] = payload.clone();
+            let ActionDraft::GenericWebhook { payload: Some(template), .. } =
+                AutomationDraft::parse(&doc).unwrap().action
+            else {
+                panic!("{payload}: a webhook action with a template");
+            };
+            assert_eq!(template.document(), &json!(["${run_name}"]), "{payload}");
+        }
+    }
+
+    #[test]
+    fn metric_name_length_is_capped() {
+        let mut doc = document();
+        doc["event"]["threshold_filter"]["name"] = json!("m".repeat(MAX_METRIC_NAME_CHARS));
+        assert!(AutomationDraft::parse(&doc).is_ok());
+
+        doc["event"]["threshold_filter"]["name"] = json!("m".repeat(MAX_METRIC_NAME_CHARS + 1));
+        let error = AutomationDraft::parse(&doc).unwrap_err();
+        assert_eq!((error.code, error.field.as_str()), ("invalid_value", "event.threshold_filter.name"));
+        let expected =
+            format!("has {} characters; shorten it to at most {MAX_METRIC_NAME_CHARS}", MAX_METRIC_NAME_CHARS + 1);
+        assert!(error.detail.contains(&expected), "{}", error.detail);
+    }
+
+    #[test]
+    fn metric_name_control_characters_rejected() {
+        for name in ["lo\0ss", "loss\n", "\u{7f}loss"] {
+            let mut doc = document();
+            doc["event"]["threshold_filter"]["name"] = json!(name);
+            let error = AutomationDraft::parse(&doc).unwrap_err();
+            assert_eq!(
+                (error.code, error.field.as_str()),
+                ("invalid_value", "event.threshold_filter.name"),
+                "{name:?}"
+            );
+            assert!(error.detail.contains("control character"), "{name:?}: {}", error.detail);
+        }
+    }
+
+    #[test]
+    fn description_length_is_capped() {
+        let mut doc = document();
+        doc["description"] = json!("d".repeat(MAX_DESCRIPTION_CHARS));
+        assert!(AutomationDraft::parse(&doc).is_ok());
+
+        doc["description"] = json!("d".repeat(MAX_DESCRIPTION_CHARS + 1));
+        let error = AutomationDraft::parse(&doc).unwrap_err();
+        assert_eq!((error.code, error.field.as_str()), ("invalid_value", "description"));
+        let expected =
+            format!("has {} characters; shorten it to at most {MAX_DESCRIPTION_CHARS}", MAX_DESCRIPTION_CHARS + 1);
+        assert!(error.detail.contains(&expected), "{}", error.detail);
     }
 
     #[test]

@@ -35,11 +35,14 @@ pub fn validate_entity_name(field: &str, name: &str) -> Result<(), ValidationErr
 }
 
 /// Checks a project name: 1 to 128 characters without `/ \ # ? % :`, control characters or
-/// surrounding spaces, because the name appears in URL paths and in `entity/project` pairs.
+/// surrounding spaces, and neither `.` nor `..`, because the name appears in URL paths, where
+/// clients and proxies resolve those two as dot-segments, and in `entity/project` pairs.
 pub fn validate_project_name(field: &str, name: &str) -> Result<(), ValidationError> {
     let valid = !name.is_empty()
         && name.chars().count() <= MAX_PROJECT_NAME
         && name.trim() == name
+        && name != "."
+        && name != ".."
         && !name.chars().any(|c| c.is_control() || matches!(c, '/' | '\\' | '#' | '?' | '%' | ':'));
     if valid {
         return Ok(());
@@ -48,7 +51,7 @@ pub fn validate_project_name(field: &str, name: &str) -> Result<(), ValidationEr
         field,
         format!(
             "invalid project name {name:?}; use 1 to {MAX_PROJECT_NAME} characters without \
-             '/', '\\', '#', '?', '%', ':', control characters or surrounding spaces"
+             '/', '\\', '#', '?', '%', ':', control characters or surrounding spaces, other than \".\" and \"..\""
         ),
     ))
 }
@@ -129,6 +132,18 @@ mod tests {
         assert!(validate_project_name("name", "demo project").is_ok());
         assert!(validate_project_name("name", "a/b").is_err());
         assert!(validate_project_name("name", " demo").is_err());
+    }
+
+    #[test]
+    fn project_names_reject_dot_segments() {
+        for name in [".", ".."] {
+            let error = validate_project_name("name", name).unwrap_err();
+            assert_eq!((error.code, error.field.as_str()), ("invalid_value", "name"), "{name}");
+            assert!(error.detail.starts_with(&format!("invalid project name {name:?}")), "{name}: {}", error.detail);
+        }
+        for name in ["...", ".hidden", "v1.0", "a..b"] {
+            assert!(validate_project_name("name", name).is_ok(), "{name}");
+        }
     }
 
     #[test]

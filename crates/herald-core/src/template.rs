@@ -1,10 +1,14 @@
 //! Payload templates: JSON documents whose string values may contain `${variable}`.
 //!
-//! A template is validated when its automation is saved: it must be JSON, and every variable
-//! must be one Herald knows. Rendering substitutes values into the string leaves of the
-//! parsed document and serializes the result once, so substituted text is always
-//! JSON-escaped and the body always parses. Object keys are never substituted. Variables
-//! that do not apply to the event render as the empty string.
+//! A template is validated when its automation is saved: it must be a JSON object or array,
+//! at most [`MAX_TEMPLATE_BYTES`] long and with at most [`MAX_TEMPLATE_VARIABLES`] variable
+//! references, and every variable must be a known one. The same checks run when a stored
+//! template is read, so a template that would fail to read back is rejected when it is saved
+//! instead. Tightening a limit therefore makes stored templates over it unreadable.
+//! Rendering substitutes values into the string leaves of the parsed document and serializes
+//! the result once, so substituted text is always JSON-escaped and the body always parses.
+//! Object keys are never substituted. Variables that do not apply to the event render as
+//! the empty string.
 
 use std::collections::BTreeMap;
 
@@ -41,6 +45,15 @@ pub const KNOWN_VARIABLES: &[&str] = &[
 /// Prefix of the variables that read one top-level key of an artifact's metadata.
 pub const ARTIFACT_METADATA_PREFIX: &str = "artifact_metadata.";
 
+/// Maximum size of a template, in bytes of compact JSON (64 KiB). Together with
+/// [`MAX_TEMPLATE_VARIABLES`] it bounds the rendered body, because every body is stored,
+/// sent and served with its execution.
+pub const MAX_TEMPLATE_BYTES: usize = 64 * 1024;
+
+/// Maximum number of `${variable}` references in one template, counted over all of its
+/// strings. Each reference adds one JSON-escaped variable value to the rendered body.
+pub const MAX_TEMPLATE_VARIABLES: usize = 100;
+
 /// A validated payload template.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PayloadTemplate {
@@ -71,19 +84,53 @@ impl PayloadTemplate {
                 "invalid_template",
                 field,
                 format!(
-                    "invalid JSON at line {} column {}: {}; the payload template must be a JSON document",
+                    "invalid JSON at line {} column {}: {}; the payload template must be a JSON object or array",
                     error.line(),
                     error.column(),
                     strip_position(&error.to_string())
                 ),
             )
         })?;
+        if let Some(kind) = scalar_kind(&document) {
+            return Err(ValidationError::new(
+                "invalid_template",
+                field,
+                format!(
+                    "the string {} contains a JSON {kind}; the payload template must be a JSON object or array, \
+                     such as {{\"text\": \"${{run_name}}\"}}",
+                    quote_value(&Value::from(text))
+                ),
+            ));
+        }
         Self::from_document(document, field)
     }
 
-    /// Validates a template given as a JSON document.
+    /// Validates a template given as a JSON document: an object or an array within the size
+    /// limits, whose strings use only known variables.
     pub fn from_document(document: Value, field: &str) -> Result<Self, ValidationError> {
-        validate_value(&document, field)?;
+        if let Some(kind) = scalar_kind(&document) {
+            return Err(ValidationError::new(
+                "invalid_template",
+                field,
+                format!(
+                    "got the JSON {kind} {}; the payload template must be a JSON object or array, or a string \
+                     that contains one, such as {{\"text\": \"${{run_name}}\"}}",
+                    quote_value(&document)
+                ),
+            ));
+        }
+        check_size(&document, field)?;
+        let references = validate_value(&document, field)?;
+        if references > MAX_TEMPLATE_VARIABLES {
+            return Err(ValidationError::new(
+                "invalid_template",
+                field,
+                format!(
+                    "the payload template has {references} variable references; use at most \
+                     {MAX_TEMPLATE_VARIABLES}"
+                ),
+            ));
+        }
         Ok(Self { document })
     }
 
@@ -105,7 +152,7 @@ impl Serialize for PayloadTemplate {
 }
 
 impl<'de> Deserialize<'de> for PayloadTemplate {
-    /// Reads a stored template. The template was validated when it was saved.
+    /// Reads a stored template with the checks it passed when it was saved.
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let document = Value::deserialize(deserializer)?;
         Self::from_document(document, "request_payload").map_err(serde::de::Error::custom)
@@ -154,26 +201,58 @@ pub fn is_known_variable(name: &str) -> bool {
     name.strip_prefix(ARTIFACT_METADATA_PREFIX).is_some_and(|key| !key.is_empty())
 }
 
-fn validate_value(value: &Value, field: &str) -> Result<(), ValidationError> {
+/// Names the type of a JSON value that cannot be a template, or returns `None` for an
+/// object or an array.
+fn scalar_kind(value: &Value) -> Option<&'static str> {
     match value {
-        Value::String(text) => validate_string(text, field),
-        Value::Array(items) => {
-            for (index, item) in items.iter().enumerate() {
-                validate_value(item, &format!("{field}[{index}]"))?;
-            }
-            Ok(())
-        }
-        Value::Object(object) => {
-            for (key, item) in object {
-                validate_value(item, &format!("{field}.{key}"))?;
-            }
-            Ok(())
-        }
-        Value::Null | Value::Bool(_) | Value::Number(_) => Ok(()),
+        Value::Object(_) | Value::Array(_) => None,
+        Value::String(_) => Some("string"),
+        Value::Number(_) => Some("number"),
+        Value::Bool(_) => Some("boolean"),
+        Value::Null => Some("null"),
     }
 }
 
-fn validate_string(text: &str, field: &str) -> Result<(), ValidationError> {
+/// Checks the size of the template as compact JSON, the form in which it is stored.
+fn check_size(document: &Value, field: &str) -> Result<(), ValidationError> {
+    let bytes = document.to_string().len();
+    if bytes <= MAX_TEMPLATE_BYTES {
+        return Ok(());
+    }
+    Err(ValidationError::new(
+        "invalid_template",
+        field,
+        format!(
+            "the payload template is {bytes} bytes of compact JSON; shorten it to at most \
+             {MAX_TEMPLATE_BYTES} bytes"
+        ),
+    ))
+}
+
+/// Checks every string of `value` and returns how many variable references they contain.
+fn validate_value(value: &Value, field: &str) -> Result<usize, ValidationError> {
+    match value {
+        Value::String(text) => validate_string(text, field),
+        Value::Array(items) => {
+            let mut references = 0;
+            for (index, item) in items.iter().enumerate() {
+                references += validate_value(item, &format!("{field}[{index}]"))?;
+            }
+            Ok(references)
+        }
+        Value::Object(object) => {
+            let mut references = 0;
+            for (key, item) in object {
+                references += validate_value(item, &format!("{field}.{key}"))?;
+            }
+            Ok(references)
+        }
+        Value::Null | Value::Bool(_) | Value::Number(_) => Ok(0),
+    }
+}
+
+/// Checks that a template string uses only known variables and returns how many it uses.
+fn validate_string(text: &str, field: &str) -> Result<usize, ValidationError> {
     let pieces = segments(text).map_err(|(position, message)| {
         ValidationError::new(
             "invalid_template",
@@ -183,6 +262,7 @@ fn validate_string(text: &str, field: &str) -> Result<(), ValidationError> {
     })?;
 
     let mut position = 1;
+    let mut references = 0;
     for piece in pieces {
         match piece {
             Segment::Text(literal) => position += literal.chars().count(),
@@ -200,10 +280,11 @@ fn validate_string(text: &str, field: &str) -> Result<(), ValidationError> {
                     ));
                 }
                 position += name.chars().count() + 3;
+                references += 1;
             }
         }
     }
-    Ok(())
+    Ok(references)
 }
 
 fn render_value(value: &Value, variables: &TemplateVariables) -> Value {
@@ -312,6 +393,69 @@ mod tests {
         let error = PayloadTemplate::parse_text("{\"a\": \n  1,}", "action.request_payload").unwrap_err();
         assert_eq!(error.code, "invalid_template");
         assert!(error.detail.starts_with("invalid JSON at line 2 column 5"), "{}", error.detail);
+    }
+
+    #[test]
+    fn scalar_templates_are_rejected_in_both_forms() {
+        for text in ["\"text\"", "5", "true", "null"] {
+            let error = PayloadTemplate::parse_text(text, "action.request_payload").unwrap_err();
+            assert_eq!(error.code, "invalid_template", "{text}");
+            assert_eq!(error.field, "action.request_payload", "{text}");
+            assert!(error.detail.contains(&quote_value(&Value::from(text))), "{text}: {}", error.detail);
+            assert!(error.detail.contains("object or array"), "{text}: {}", error.detail);
+        }
+        for document in [json!("text"), json!(5), json!(true), Value::Null] {
+            let error = PayloadTemplate::from_document(document.clone(), "action.request_payload").unwrap_err();
+            assert_eq!(error.code, "invalid_template", "{document}");
+            assert_eq!(error.field, "action.request_payload", "{document}");
+            assert!(error.detail.contains(&document.to_string()), "{document}: {}", error.detail);
+        }
+    }
+
+    #[test]
+    fn arrays_are_templates_in_both_forms() {
+        let parsed = PayloadTemplate::parse_text("[\"${run_name}\", 1]", "p").unwrap();
+        assert_eq!(parsed.document(), &json!(["${run_name}", 1]));
+        let rendered = parsed.render(&variables(&[("run_name", "r")]));
+        assert_eq!(serde_json::from_str::<Value>(&rendered).unwrap(), json!(["r", 1]));
+        assert!(PayloadTemplate::from_document(json!([]), "p").is_ok());
+    }
+
+    #[test]
+    fn stored_scalar_template_is_not_readable() {
+        let stored = serde_json::from_value::<PayloadTemplate>(json!(5));
+        assert!(stored.is_err(), "a scalar was read back as a template");
+    }
+
+    #[test]
+    fn variable_references_are_capped() {
+        let at_limit = vec!["${run_name}"; MAX_TEMPLATE_VARIABLES].concat();
+        assert!(PayloadTemplate::from_document(json!({"text": at_limit}), "p").is_ok());
+
+        // References count over every string of the document, not per string.
+        let spread: Vec<Value> = (0..=MAX_TEMPLATE_VARIABLES).map(|_| json!({"v": "${run_id}"})).collect();
+        let error = PayloadTemplate::from_document(Value::Array(spread), "action.request_payload").unwrap_err();
+        assert_eq!(error.code, "invalid_template");
+        assert_eq!(error.field, "action.request_payload");
+        let expected =
+            format!("has {} variable references; use at most {MAX_TEMPLATE_VARIABLES}", MAX_TEMPLATE_VARIABLES + 1);
+        assert!(error.detail.contains(&expected), "{}", error.detail);
+    }
+
+    #[test]
+    fn template_size_is_capped() {
+        // {"t":"..."} adds 8 bytes around the text.
+        let at_limit = json!({"t": "x".repeat(MAX_TEMPLATE_BYTES - 8)});
+        assert_eq!(at_limit.to_string().len(), MAX_TEMPLATE_BYTES);
+        assert!(PayloadTemplate::from_document(at_limit, "p").is_ok());
+
+        let over = format!("{{\"t\": \"{}\"}}", "x".repeat(MAX_TEMPLATE_BYTES));
+        let error = PayloadTemplate::parse_text(&over, "action.request_payload").unwrap_err();
+        assert_eq!(error.code, "invalid_template");
+        assert_eq!(error.field, "action.request_payload");
+        let expected =
+            format!("is {} bytes of compact JSON; shorten it to at most {MAX_TEMPLATE_BYTES}", MAX_TEMPLATE_BYTES + 8);
+        assert!(error.detail.contains(&expected), "{}", error.detail);
     }
 
     #[test]

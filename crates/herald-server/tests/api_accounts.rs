@@ -229,6 +229,24 @@ async fn projects_need_membership() {
 }
 
 #[tokio::test]
+async fn dot_segment_project_names_rejected() {
+    let server = TestServer::start().await;
+    let admin = Api::new(&server.url, &server.admin_key);
+
+    for name in [".", ".."] {
+        let rejected = admin.post("/projects", json!({"entity": "admin", "name": name})).await;
+        assert_eq!(rejected.status, 422, "{name}: {}", rejected.body);
+        assert_eq!(rejected.code(), "invalid_value", "{name}");
+        assert_eq!(rejected.field(), "name", "{name}");
+        assert!(rejected.detail().contains(&format!("invalid project name {name:?}")), "{name}: {}", rejected.detail());
+    }
+    expect(admin.post("/projects", json!({"entity": "admin", "name": "..."})).await, 201);
+    expect(admin.get("/projects/admin/...").await, 200);
+
+    assert_eq!(names(expect(admin.get("/projects").await, 200).items(), "name"), ["..."]);
+}
+
+#[tokio::test]
 async fn malformed_bodies_change_nothing() {
     let server = TestServer::start().await;
     let api = Api::new(&server.url, &server.admin_key);

@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use api_common::{Api, ApiResponse, expect};
 use herald_core::Timestamp;
+use herald_core::automation::MAX_METRIC_NAME_CHARS;
+use herald_core::template::{MAX_TEMPLATE_BYTES, MAX_TEMPLATE_VARIABLES};
 use herald_store::{FileStreamBatch, HistoryLine, RunUpsert};
 use serde_json::{Value, json};
 use support::TestServer;
@@ -137,6 +139,31 @@ fn invalid_cases() -> Vec<InvalidCase> {
         ),
         ("negative cooldown", |doc| doc["cooldown_seconds"] = json!(-1), "cooldown_seconds", "invalid_value"),
         ("missing name", |doc| doc["name"] = Value::Null, "name", "missing_field"),
+        ("dot project name", |doc| doc["scope"]["project"] = json!(".."), "scope.project", "invalid_value"),
+        (
+            "string payload holding a string",
+            |doc| doc["action"]["request_payload"] = json!("\"text\""),
+            "action.request_payload",
+            "invalid_template",
+        ),
+        (
+            "number payload",
+            |doc| doc["action"]["request_payload"] = json!(5),
+            "action.request_payload",
+            "invalid_template",
+        ),
+        (
+            "too many template variables",
+            |doc| doc["action"]["request_payload"] = json!({"text": "${run_name}".repeat(MAX_TEMPLATE_VARIABLES + 1)}),
+            "action.request_payload",
+            "invalid_template",
+        ),
+        (
+            "NUL in metric name",
+            |doc| doc["event"]["threshold_filter"]["name"] = json!("lo\u{0}ss"),
+            "event.threshold_filter.name",
+            "invalid_value",
+        ),
     ]
 }
 
@@ -185,6 +212,93 @@ async fn new_project_is_created_on_first_use() {
     let created = create(&admin, valid).await;
     assert_eq!(created["scope"]["project"], "fresh");
     expect(admin.get("/projects/ml/fresh").await, 200);
+}
+
+#[tokio::test]
+async fn scalar_payloads_rejected_before_project_creation() {
+    let (_server, admin) = server_with_project().await;
+
+    // Each scalar, given directly or as a string of JSON text, names a project that does not
+    // exist yet, which a rejected document must not create.
+    let payloads = [json!("\"text\""), json!("5"), json!("true"), json!(5), json!(true)];
+    for payload in payloads {
+        let mut doc = document();
+        doc["scope"]["project"] = json!("fresh");
+        doc["action"]["request_payload"] = payload.clone();
+        let response = admin.post("/automations", doc).await;
+        assert_rejected(&payload.to_string(), &response, "action.request_payload", "invalid_template");
+        assert_eq!(response.field(), "action.request_payload");
+        assert!(response.detail().contains(&payload.to_string()), "{payload}: {}", response.detail());
+    }
+    expect(admin.get("/projects/ml/fresh").await, 404);
+    assert_eq!(automation_count(&admin).await, 0);
+
+    // An array is a template in both forms, and it reads back.
+    for (name, payload) in [("array", json!(["${run_name}"])), ("array-text", json!("[\"${run_name}\"]"))] {
+        let mut doc = document();
+        doc["name"] = json!(name);
+        doc["action"]["request_payload"] = payload;
+        let created = create(&admin, doc).await;
+        let fetched = expect(admin.get(&format!("/automations/{}", created["id"].as_str().unwrap())).await, 200);
+        assert_eq!(fetched.body["action"]["request_payload"], json!(["${run_name}"]), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn size_limits_name_count_and_limit() {
+    let (_server, admin) = server_with_project().await;
+
+    let mut many = document();
+    let references = "${run_name}".repeat(MAX_TEMPLATE_VARIABLES + 1);
+    many["action"]["request_payload"] = json!({"a": references});
+    let response = admin.post("/automations", many).await;
+    assert_rejected("many references", &response, "action.request_payload", "invalid_template");
+    let expected = format!("{} variable references; use at most {MAX_TEMPLATE_VARIABLES}", MAX_TEMPLATE_VARIABLES + 1);
+    assert!(response.detail().contains(&expected), "{}", response.detail());
+
+    let mut large = document();
+    large["action"]["request_payload"] = json!({"text": "x".repeat(MAX_TEMPLATE_BYTES)});
+    let response = admin.post("/automations", large).await;
+    assert_rejected("large template", &response, "action.request_payload", "invalid_template");
+    let expected =
+        format!("{} bytes of compact JSON; shorten it to at most {MAX_TEMPLATE_BYTES}", MAX_TEMPLATE_BYTES + 11);
+    assert!(response.detail().contains(&expected), "{}", response.detail());
+
+    let mut long_metric = document();
+    long_metric["event"]["threshold_filter"]["name"] = json!("m".repeat(MAX_METRIC_NAME_CHARS + 1));
+    let response = admin.post("/automations", long_metric).await;
+    assert_rejected("long metric name", &response, "event.threshold_filter.name", "invalid_value");
+    let expected = format!("{} characters; shorten it to at most {MAX_METRIC_NAME_CHARS}", MAX_METRIC_NAME_CHARS + 1);
+    assert!(response.detail().contains(&expected), "{}", response.detail());
+
+    let mut long_description = document();
+    long_description["description"] = json!("d".repeat(4_001));
+    let response = admin.post("/automations", long_description).await;
+    assert_rejected("long description", &response, "description", "invalid_value");
+    assert!(response.detail().contains("4001 characters; shorten it to at most 4000"), "{}", response.detail());
+
+    assert_eq!(automation_count(&admin).await, 0);
+
+    // Exactly at each limit is accepted.
+    let mut at_limits = document();
+    at_limits["event"]["threshold_filter"]["name"] = json!("m".repeat(MAX_METRIC_NAME_CHARS));
+    at_limits["action"]["request_payload"] = json!({"a": "${run_name}".repeat(MAX_TEMPLATE_VARIABLES)});
+    create(&admin, at_limits).await;
+}
+
+#[tokio::test]
+async fn personal_scope_webhook_explains_teams() {
+    let (_server, admin) = server_with_project().await;
+    let mut personal = document();
+    personal["scope"] = json!({"type": "PROJECT", "entity": "admin", "project": "own"});
+
+    let response = admin.post("/automations", personal).await;
+
+    assert_rejected("personal scope", &response, "action.integration", "not_found");
+    assert!(response.detail().contains("integrations belong to teams"), "{}", response.detail());
+    assert!(response.detail().contains("NO_OP"), "{}", response.detail());
+    assert!(!response.detail().contains("--team admin"), "{}", response.detail());
+    expect(admin.get("/projects/admin/own").await, 404);
 }
 
 #[tokio::test]
@@ -415,6 +529,39 @@ async fn executions_listed_after_evaluation() {
         assert_eq!(response.status, 422, "{query}");
         assert_eq!(response.field(), field, "{query}");
     }
+}
+
+#[tokio::test]
+async fn deleted_automation_executions_stay_readable() {
+    let (server, admin) = server_with_project().await;
+    let viewer = admin.with_key(Some(&server.create_user("vic").await));
+    let outsider = admin.with_key(Some(&server.create_user("olga").await));
+    expect(admin.put("/teams/ml/members/vic", json!({"role": "viewer"})).await, 200);
+    let mut noop = document();
+    noop["event"] = json!({"type": "RUN_METRIC",
+                           "threshold_filter": {"name": "loss", "window_size": 1, "cmp_op": "$lt", "threshold": 0.2}});
+    noop["action"] = json!({"type": "NO_OP"});
+    let automation = create(&admin, noop).await;
+    let id = automation["id"].as_str().unwrap().to_owned();
+    write_history(&server, &[0.5, 0.1]).await;
+    let before = wait_for_executions(&admin, &id, 1).await;
+
+    expect(admin.delete(&format!("/automations/{id}")).await, 204);
+
+    // A viewer of the team is no organization admin, and still reads the history by the id.
+    let listed = expect(viewer.get(&format!("/automations/{id}/executions")).await, 200);
+    assert_eq!(listed.items(), &before);
+    let execution_id = before[0]["id"].as_str().unwrap();
+    let detail = expect(viewer.get(&format!("/executions/{execution_id}")).await, 200).body;
+    assert_eq!(detail["id"], execution_id);
+    assert_eq!(detail["automation_id"], automation["id"]);
+    assert_eq!(detail["automation_name"], "loss-low");
+
+    assert_eq!(outsider.get(&format!("/automations/{id}/executions")).await.status, 403);
+    assert_eq!(outsider.get(&format!("/executions/{execution_id}")).await.status, 403);
+    let unknown = herald_core::ids::AutomationId::new();
+    assert_eq!(admin.get(&format!("/automations/{unknown}/executions")).await.status, 404);
+    assert_eq!(viewer.get(&format!("/automations/{id}")).await.status, 404, "the automation itself is gone");
 }
 
 /// Creates run `exp-1` in `ml/demo` and writes one history line per loss value, the way

@@ -91,6 +91,16 @@ pub async fn automation(connection: &mut PgConnection, id: AutomationId) -> Stor
     row.as_ref().map(automation_from_row).transpose()
 }
 
+/// Reads the project of an automation, including a deleted one.
+pub async fn automation_project(connection: &mut PgConnection, id: AutomationId) -> StoreResult<Option<ProjectId>> {
+    let project: Option<uuid::Uuid> = sqlx::query_scalar("SELECT project_id FROM automations WHERE id = $1")
+        .bind(id.0)
+        .fetch_optional(connection)
+        .await
+        .map_err(backend)?;
+    Ok(project.map(ProjectId))
+}
+
 pub async fn list_automations(connection: &mut PgConnection, filter: AutomationFilter) -> StoreResult<Vec<Automation>> {
     let sql = format!(
         "{AUTOMATION_SELECT} JOIN projects p ON p.id = a.project_id JOIN entities e ON e.id = p.entity_id

@@ -352,6 +352,10 @@ impl Store for PostgresStore {
         automations::automation(&mut *self.connection().await?, id).await
     }
 
+    async fn automation_project(&self, id: AutomationId) -> StoreResult<Option<ProjectId>> {
+        automations::automation_project(&mut *self.connection().await?, id).await
+    }
+
     async fn list_automations(&self, filter: AutomationFilter) -> StoreResult<Vec<Automation>> {
         automations::list_automations(&mut *self.connection().await?, filter).await
     }

@@ -6,7 +6,7 @@ use herald_core::ids::{AutomationId, ProjectId, UserId};
 use herald_store::{Automation, AutomationFilter, NewAutomation, StoreError, StoreResult};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use crate::convert::{backend, is_unique_violation, parse_id, parse_json};
+use crate::convert::{backend, is_unique_violation, parse_id, parse_json, parse_optional_id};
 
 const AUTOMATION_SELECT: &str = "SELECT a.id, a.project_id, a.revision, r.spec, a.enabled, a.created_by, a.created_at, \
      a.updated_at FROM automations a JOIN automation_revisions r ON r.automation_id = a.id AND r.revision = a.revision";
@@ -88,6 +88,15 @@ pub fn automation(connection: &Connection, id: AutomationId) -> StoreResult<Opti
         .and_then(|mut statement| statement.query_row([id.to_string()], automation_from_row).optional())
         .map_err(backend)?;
     columns.map(automation_from_columns).transpose()
+}
+
+/// Reads the project of an automation, including a deleted one.
+pub fn automation_project(connection: &Connection, id: AutomationId) -> StoreResult<Option<ProjectId>> {
+    let project = connection
+        .prepare_cached("SELECT project_id FROM automations WHERE id = ?1")
+        .and_then(|mut statement| statement.query_row([id.to_string()], |row| row.get::<_, String>(0)).optional())
+        .map_err(backend)?;
+    parse_optional_id(project)
 }
 
 pub fn list_automations(connection: &Connection, filter: AutomationFilter) -> StoreResult<Vec<Automation>> {

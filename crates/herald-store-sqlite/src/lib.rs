@@ -269,6 +269,10 @@ impl Store for SqliteStore {
         self.workers.read(move |c| automations::automation(c, id)).await
     }
 
+    async fn automation_project(&self, id: AutomationId) -> StoreResult<Option<ProjectId>> {
+        self.workers.read(move |c| automations::automation_project(c, id)).await
+    }
+
     async fn list_automations(&self, filter: AutomationFilter) -> StoreResult<Vec<Automation>> {
         self.workers.read(move |c| automations::list_automations(c, filter)).await
     }

@@ -25,6 +25,7 @@ herald_store_tests::store_scenarios! {
         automations::automations_create_and_revise,
         automations::automations_names_unique_per_project,
         automations::automations_list_filters,
+        automations::automation_project_survives_delete,
         evaluation::metric_threshold_fires_once,
         evaluation::non_finite_values_skipped,
         evaluation::disabled_automation_does_not_fire,

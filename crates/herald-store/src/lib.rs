@@ -174,6 +174,11 @@ pub trait Store: Send + Sync + 'static {
     /// Finds an automation by id; deleted automations are not found.
     async fn automation(&self, id: AutomationId) -> StoreResult<Option<Automation>>;
 
+    /// Returns the project of an automation, deleted or not, so that access to a deleted
+    /// automation's executions can be checked. A deleted automation keeps the project it had
+    /// when it was deleted. `None` means that no automation ever had this id.
+    async fn automation_project(&self, id: AutomationId) -> StoreResult<Option<ProjectId>>;
+
     /// Lists automations that are not deleted, by project and name.
     async fn list_automations(&self, filter: AutomationFilter) -> StoreResult<Vec<Automation>>;
 

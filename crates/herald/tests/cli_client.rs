@@ -428,6 +428,57 @@ async fn execution_list_after_evaluation() {
     assert!(shown.stdout.contains("no attempts found"), "{}", shown.stdout);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleted_automation_executions_listed_by_id() {
+    let server = Server::start().await;
+    setup_team(&server).await;
+    let noop = AUTOMATION_YAML.replace("$gt, threshold: 5", "$lt, threshold: 0.2");
+    let file = server.write_file("dip.yml", &noop);
+    let automation = server.json(&["automation", "create", "-f", &file]).await;
+    let id = automation["id"].as_str().unwrap().to_owned();
+    write_history(&server, &[0.5, 0.1]).await;
+    let before = wait_for_executions(&server, "loss-high").await;
+
+    let deleted = server.ok(&["automation", "delete", "loss-high"]).await;
+    assert!(deleted.stdout.contains(&format!("herald execution list --automation {id}")), "{}", deleted.stdout);
+
+    let by_id = server.json(&["execution", "list", "--automation", &id]).await;
+    assert_eq!(by_id["items"], before["items"]);
+    let execution_id = before["items"][0]["id"].as_str().unwrap();
+    assert_eq!(server.json(&["execution", "get", execution_id]).await["automation_id"], automation["id"]);
+
+    let by_name = server.herald(&["execution", "list", "--automation", "loss-high"]).await;
+    assert!(!by_name.success, "a deleted automation's name still resolved");
+    assert!(by_name.stderr.contains("no automation named \"loss-high\""), "{}", by_name.stderr);
+
+    let help = server.ok(&["execution", "list", "--help"]).await;
+    assert!(help.stdout.contains("name no longer resolves"), "{}", help.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn yaml_non_finite_threshold_rejected() {
+    let server = Server::start().await;
+    setup_team(&server).await;
+
+    for (written, reported) in [(".nan", ".nan"), (".inf", ".inf"), ("-.inf", "-.inf"), (".NaN", ".nan")] {
+        let document = AUTOMATION_YAML.replace("threshold: 5", &format!("threshold: {written}"));
+        let file = server.write_file("non-finite.yaml", &document);
+        let rejected = server.herald(&["automation", "create", "-f", &file]).await;
+        assert!(!rejected.success, "{written} was accepted");
+        let expected = format!("event.threshold_filter.threshold: {reported} is not a finite number");
+        assert!(rejected.stderr.contains(&expected), "{written}: {}", rejected.stderr);
+        assert!(!rejected.stderr.contains("is required"), "{written}: {}", rejected.stderr);
+    }
+
+    // Standard input has no extension, so it is read as YAML after JSON fails.
+    let piped = AUTOMATION_YAML.replace("threshold: 5", "threshold: .nan");
+    let rejected = server.herald_with_stdin(&["automation", "create", "-f", "-"], &piped).await;
+    assert!(!rejected.success);
+    assert!(rejected.stderr.contains("threshold: .nan is not a finite number"), "{}", rejected.stderr);
+
+    assert!(server.json(&["automation", "list"]).await["items"].as_array().unwrap().is_empty());
+}
+
 async fn write_history(server: &Server, losses: &[f64]) {
     let store = &server.store;
     let admin = store.user_by_name("admin").await.unwrap().expect("admin");

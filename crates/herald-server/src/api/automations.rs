@@ -14,7 +14,7 @@ use axum::http::StatusCode;
 use herald_core::ValidationError;
 use herald_core::automation::{ActionDraft, ActionSpec, AutomationDraft, AutomationSpec};
 use herald_core::ids::{AutomationId, IntegrationId, ProjectId};
-use herald_core::model::Role;
+use herald_core::model::{EntityKind, Role};
 use herald_core::timestamp::Timestamp;
 use herald_store::{Automation, AutomationFilter, Entity, NewAutomation, Project};
 use serde::{Deserialize, Serialize};
@@ -118,7 +118,8 @@ pub struct AutomationEvent {
 #[derive(ToSchema)]
 #[allow(dead_code, reason = "describes the document for OpenAPI; AutomationDraft::parse reads it")]
 pub struct ThresholdFilterDocument {
-    /// The metric's key in the run history, such as `loss`.
+    /// The metric's key in the run history, such as `loss`: at most 512 characters, without
+    /// control characters.
     pub name: String,
     /// `MIN`, `MAX` or `AVERAGE`. Absent or null means the latest value.
     #[schema(example = "AVERAGE")]
@@ -141,8 +142,9 @@ pub struct AutomationAction {
     pub kind: String,
     /// For `GENERIC_WEBHOOK`: the name of a webhook integration of the scope's team.
     pub integration: Option<String>,
-    /// For `GENERIC_WEBHOOK`, the JSON payload template, as an object or as a string that
-    /// contains one. Its strings may contain `${variable}`. Absent sends the default payload.
+    /// For `GENERIC_WEBHOOK`, the JSON payload template: an object or an array, or a string
+    /// that contains one. Its strings may contain `${variable}`, at most 100 references in all,
+    /// and its compact JSON is at most 64 KiB. Absent sends the default payload.
     #[schema(value_type = Option<Object>)]
     pub request_payload: Option<Value>,
 }
@@ -332,7 +334,8 @@ async fn set_enabled(state: &AppState, caller: &Caller, id: &str, enabled: bool)
     Ok(Json(Lookup::new(state).automation_out(automation).await?))
 }
 
-/// Deletes an automation. Its executions stay in the history. Members may.
+/// Deletes an automation. Its executions stay in the history, readable by the automation's id
+/// at `/automations/{id}/executions`. Members may.
 #[utoipa::path(
     delete, path = "/automations/{id}", tag = "automations", operation_id = "delete_automation",
     params(("id" = String, Path, format = Uuid, description = "The automation's id")),
@@ -367,7 +370,17 @@ pub async fn load(state: &AppState, caller: &Caller, id_text: &str, needed: Role
 
 /// Checks that the caller has at least `needed` in the entity of the automation's project.
 pub async fn require_access(state: &AppState, caller: &Caller, automation: &Automation, needed: Role) -> ApiResult<()> {
-    let entity = entity_of_project(state, automation.project_id).await?;
+    require_project_access(state, caller, automation.project_id, needed).await
+}
+
+/// Checks that the caller has at least `needed` in the entity that owns a stored project.
+pub async fn require_project_access(
+    state: &AppState,
+    caller: &Caller,
+    project: ProjectId,
+    needed: Role,
+) -> ApiResult<()> {
+    let entity = entity_of_project(state, project).await?;
     caller.require(state, &entity, needed).await?;
     Ok(())
 }
@@ -406,16 +419,7 @@ async fn resolve(state: &AppState, caller: &Caller, draft: AutomationDraft) -> A
         ActionDraft::NoOp => ActionSpec::NoOp,
         ActionDraft::GenericWebhook { integration, payload } => {
             let Some(found) = state.store.integration_by_name(entity.id, &integration).await? else {
-                return Err(ValidationError::new(
-                    "not_found",
-                    "action.integration",
-                    format!(
-                        "integration {integration:?} not found in {:?}; create it with `herald integration webhook \
-                         create --team {} --name {integration:?} --url URL`",
-                        entity.name, entity.name
-                    ),
-                )
-                .into());
+                return Err(integration_not_found(&entity, &integration).into());
             };
             ActionSpec::GenericWebhook { integration_id: found.id, payload }
         }
@@ -433,6 +437,25 @@ async fn resolve(state: &AppState, caller: &Caller, draft: AutomationDraft) -> A
         cooldown_seconds: draft.cooldown_seconds,
     };
     Ok((project, spec))
+}
+
+/// Builds the error for an action's integration that the scope's entity does not have. Only
+/// teams have integrations, so for a user's personal entity the fix is another scope, not a
+/// new integration.
+fn integration_not_found(entity: &Entity, integration: &str) -> ValidationError {
+    let detail = match entity.kind {
+        EntityKind::Team => format!(
+            "integration {integration:?} not found in team {:?}; create it with `herald integration webhook create \
+             --team {} --name {integration:?} --url URL`",
+            entity.name, entity.name
+        ),
+        EntityKind::User => format!(
+            "integration {integration:?} not found: {:?} is a user's personal entity, and integrations belong to \
+             teams; use a project of a team as the scope, or a NO_OP action",
+            entity.name
+        ),
+    };
+    ValidationError::new("not_found", "action.integration", detail)
 }
 
 /// Names of projects and integrations, loaded once per request while building outputs.

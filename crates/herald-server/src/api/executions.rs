@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
-use super::automations::{Lookup, load, require_access};
+use super::automations::{Lookup, require_project_access};
 use super::body::{ApiPath, ApiQuery, parse_id};
 use super::openapi::ExecutionStateName;
 use super::{ApiRoutes, Verb};
@@ -137,7 +137,8 @@ pub struct ExecutionListQuery {
     pub limit: Option<String>,
 }
 
-/// Lists an automation's executions, newest first.
+/// Lists an automation's executions, newest first. A deleted automation's executions stay
+/// listed under its id.
 #[utoipa::path(
     get, path = "/automations/{id}/executions", tag = "executions", operation_id = "list_executions",
     params(("id" = String, Path, format = Uuid, description = "The automation's id"), ExecutionListQuery),
@@ -145,7 +146,7 @@ pub struct ExecutionListQuery {
         (status = 200, description = "A page of executions", body = ExecutionListOut),
         (status = 400, description = "The query string is invalid", body = ErrorBody),
         (status = 403, description = "The caller is not a member of the automation's entity", body = ErrorBody),
-        (status = 404, description = "No such automation", body = ErrorBody),
+        (status = 404, description = "No automation ever had this id", body = ErrorBody),
         (status = 422, description = "`before` or `limit` is invalid", body = ErrorBody),
     ),
 )]
@@ -156,12 +157,18 @@ pub async fn list(
     ApiQuery(query): ApiQuery<ExecutionListQuery>,
 ) -> ApiResult<Json<ExecutionListOut>> {
     let page = parse_page(&query)?;
-    let automation = load(&state, &caller, &id, Role::Viewer).await?;
+    let automation: AutomationId = parse_id(&id, "automation")?;
+    // A deleted automation's executions stay readable, so access follows the project that the
+    // store keeps for it instead of requiring a live automation.
+    let Some(project) = state.store.automation_project(automation).await? else {
+        return Err(ApiError::not_found(format!("automation {automation} not found")));
+    };
+    require_project_access(&state, &caller, project, Role::Viewer).await?;
 
     // Reading one more row than the page size shows whether a next page exists, so the last page
     // never points at an empty one.
     let mut executions =
-        state.store.list_executions(automation.id, Page { before: page.before, limit: page.limit + 1 }).await?;
+        state.store.list_executions(automation, Page { before: page.before, limit: page.limit + 1 }).await?;
     let next_before = if executions.len() > page.limit {
         executions.truncate(page.limit);
         executions.last().map(|execution| execution.id)
@@ -219,14 +226,11 @@ pub async fn get(
         return Err(ApiError::not_found(format!("execution {id} not found")));
     };
 
-    match state.store.automation(execution.automation_id).await? {
-        Some(automation) => require_access(&state, &caller, &automation, Role::Viewer).await?,
-        // FIXME: the store finds no deleted automation, so the project of its executions
-        // is unknown and only organization admins may read them.
-        None => caller.require_org_admin().map_err(|_| {
-            ApiError::forbidden("the automation of this execution was deleted; only organization admins may read it")
-        })?,
-    }
+    // The store keeps the project of deleted automations too, so a miss is a fault of the store.
+    let Some(project) = state.store.automation_project(execution.automation_id).await? else {
+        return Err(ApiError::internal(format!("automation {} of execution {id} is missing", execution.automation_id)));
+    };
+    require_project_access(&state, &caller, project, Role::Viewer).await?;
 
     let attempts = state.store.list_attempts(id).await?;
     let execution = execution_out(&mut Lookup::new(&state), execution).await?;

@@ -125,3 +125,23 @@ pub async fn automations_list_filters(store: Arc<dyn Store>) {
         AutomationFilter { entity_id: Some(world.admin.entity_id), name: Some("b".into()), ..Default::default() };
     assert!(store.list_automations(nothing).await.unwrap().is_empty());
 }
+
+/// Checks that an automation's project is found while it lives, follows a move to another
+/// project, and stays found once the automation is deleted, because its executions stay
+/// readable. An id that no automation ever had has no project.
+pub async fn automation_project_survives_delete(store: Arc<dyn Store>) {
+    let world = world(&*store).await;
+    let created = automation(&*store, &world, threshold_spec("loss-low", Some(world.integration.id))).await;
+    assert_eq!(store.automation_project(created.id).await.unwrap(), Some(world.project.id));
+
+    let other = store.create_project(world.team.id, "other").await.unwrap();
+    let spec = threshold_spec("loss-low", None);
+    store.update_automation(created.id, other.id, spec, true, world.admin.id).await.unwrap();
+    assert_eq!(store.automation_project(created.id).await.unwrap(), Some(other.id), "the move was not followed");
+
+    store.delete_automation(created.id).await.unwrap();
+    assert_eq!(store.automation(created.id).await.unwrap(), None);
+    assert_eq!(store.automation_project(created.id).await.unwrap(), Some(other.id), "deleting lost the project");
+
+    assert_eq!(store.automation_project(AutomationId::new()).await.unwrap(), None);
+}

@@ -89,8 +89,8 @@ pub async fn runs_upsert_by_line(store: Arc<dyn Store>) {
     let events = drain_events(&*store).await;
     let ranges: Vec<(EventKind, Value)> = events.iter().map(|event| (event.kind, event.data.clone())).collect();
     let expected_ranges = vec![
-        (EventKind::RunHistory, json!({"first_line": 0, "last_line": 2, "lines": 3})),
-        (EventKind::RunHistory, json!({"first_line": 1, "last_line": 3, "lines": 2})),
+        (EventKind::RunHistory, json!({"first_line": 0, "last_line": 2, "lines": 3, "run_state": "RUNNING"})),
+        (EventKind::RunHistory, json!({"first_line": 1, "last_line": 3, "lines": 2, "run_state": "RUNNING"})),
     ];
     assert_eq!(ranges, expected_ranges, "the events do not match the lines actually written");
     assert!(events.iter().all(|event| event.run_id == Some(run.id) && event.project_id == world.project.id));

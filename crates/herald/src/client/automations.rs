@@ -66,7 +66,8 @@ pub enum AutomationCommand {
         #[command(flatten)]
         target: Target,
     },
-    /// Delete an automation. Its executions stay in the history.
+    /// Delete an automation. Its executions stay in the history: `herald execution list
+    /// --automation ID` lists them by the automation's id, because its name no longer resolves.
     Delete {
         #[command(flatten)]
         target: Target,
@@ -133,7 +134,7 @@ pub async fn run(client: &ApiClient, command: AutomationCommand) -> anyhow::Resu
         AutomationCommand::Delete { target } => {
             let id = resolve(client, &target.name_or_id, target.project.as_deref()).await?;
             client.delete(&["automations", &id]).await?;
-            println!("deleted automation {id}");
+            println!("deleted automation {id}; list its executions with `herald execution list --automation {id}`");
         }
     }
     Ok(())
@@ -189,15 +190,58 @@ fn read_document(file: &str) -> anyhow::Result<Value> {
     let extension = Path::new(file).extension().and_then(|extension| extension.to_str()).map(str::to_ascii_lowercase);
     match extension.as_deref() {
         Some("json") => serde_json::from_str(&text).with_context(|| format!("{source} is not valid JSON")),
-        Some("yaml" | "yml") => serde_yaml::from_str(&text).with_context(|| format!("{source} is not valid YAML")),
+        Some("yaml" | "yml") => {
+            let yaml = serde_yaml::from_str(&text).with_context(|| format!("{source} is not valid YAML"))?;
+            yaml_to_json(yaml).with_context(|| format!("{source} cannot be sent as JSON"))
+        }
         _ => {
             let json_error = match serde_json::from_str(&text) {
                 Ok(document) => return Ok(document),
                 Err(error) => error,
             };
-            serde_yaml::from_str(&text)
-                .map_err(|yaml_error| format_err!("{source} is neither JSON ({json_error}) nor YAML ({yaml_error})"))
+            let yaml = serde_yaml::from_str(&text)
+                .map_err(|yaml_error| format_err!("{source} is neither JSON ({json_error}) nor YAML ({yaml_error})"))?;
+            yaml_to_json(yaml).with_context(|| format!("{source} cannot be sent as JSON"))
         }
+    }
+}
+
+/// Converts a YAML document to JSON. YAML's `.nan`, `.inf` and `-.inf` have no JSON form, and
+/// serde would turn them into `null` silently, so they are rejected with their path instead.
+fn yaml_to_json(yaml: serde_yaml::Value) -> anyhow::Result<Value> {
+    if let Some((path, value)) = find_non_finite(&yaml, "") {
+        let place = if path.is_empty() { "the document".to_owned() } else { path };
+        bail!("{place}: {value} is not a finite number; JSON has no NaN or infinity, so write a finite number");
+    }
+    serde_yaml::from_value(yaml).context("the document is not a JSON-compatible YAML document")
+}
+
+/// Finds the first float that is NaN or infinite, and returns its dotted path and its YAML
+/// spelling.
+fn find_non_finite(value: &serde_yaml::Value, path: &str) -> Option<(String, &'static str)> {
+    match value {
+        serde_yaml::Value::Number(number) => {
+            let float = number.as_f64()?;
+            match float {
+                f if f.is_nan() => Some((path.to_owned(), ".nan")),
+                f if f == f64::INFINITY => Some((path.to_owned(), ".inf")),
+                f if f == f64::NEG_INFINITY => Some((path.to_owned(), "-.inf")),
+                _ => None,
+            }
+        }
+        serde_yaml::Value::Sequence(items) => {
+            items.iter().enumerate().find_map(|(index, item)| find_non_finite(item, &format!("{path}[{index}]")))
+        }
+        serde_yaml::Value::Mapping(mapping) => mapping.iter().find_map(|(key, item)| {
+            let key = match key {
+                serde_yaml::Value::String(text) => text.clone(),
+                other => serde_yaml::to_string(other).map(|text| text.trim_end().to_owned()).unwrap_or_default(),
+            };
+            let child = if path.is_empty() { key } else { format!("{path}.{key}") };
+            find_non_finite(item, &child)
+        }),
+        serde_yaml::Value::Tagged(tagged) => find_non_finite(&tagged.value, path),
+        serde_yaml::Value::Null | serde_yaml::Value::Bool(_) | serde_yaml::Value::String(_) => None,
     }
 }
 
@@ -274,6 +318,32 @@ fn print_details(automation: &Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn yaml_non_finite_numbers_name_the_path() {
+        let cases = [
+            ("threshold: .nan", "event.threshold_filter.threshold: .nan is not a finite number"),
+            ("threshold: .inf", "event.threshold_filter.threshold: .inf is not a finite number"),
+            ("threshold: -.Inf", "event.threshold_filter.threshold: -.inf is not a finite number"),
+        ];
+        for (line, expected) in cases {
+            let text = format!("event:\n  threshold_filter:\n    {line}\n");
+            let yaml: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+            let error = yaml_to_json(yaml).unwrap_err().to_string();
+            assert!(error.starts_with(expected), "{line}: {error}");
+        }
+
+        let listed: serde_yaml::Value = serde_yaml::from_str("values: [1, .NaN]").unwrap();
+        let error = yaml_to_json(listed).unwrap_err().to_string();
+        assert!(error.starts_with("values[1]: .nan is not a finite number"), "{error}");
+    }
+
+    #[test]
+    fn yaml_finite_numbers_convert_unchanged() {
+        let yaml: serde_yaml::Value = serde_yaml::from_str("a: 0.2\nb: -3\nc: [1e-7, nan]").unwrap();
+        let json = yaml_to_json(yaml).unwrap();
+        assert_eq!(json, serde_json::json!({"a": 0.2, "b": -3, "c": [1e-7, "nan"]}));
+    }
 
     #[test]
     fn event_summary_names_the_condition() {

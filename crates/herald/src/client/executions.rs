@@ -11,7 +11,8 @@ use super::output::{items, print_fields, print_json, print_table, text};
 pub enum ExecutionCommand {
     /// List an automation's executions, newest first.
     List {
-        /// The automation's id or name.
+        /// The automation's id or name. A deleted automation's executions stay listed under its
+        /// id, but its name no longer resolves.
         #[arg(long, value_name = "NAME_OR_ID")]
         automation: String,
         /// The project to look the automation's name up in, written ENTITY/PROJECT.
