@@ -204,7 +204,83 @@ async fn missing_authorization_gets_401() {
         .unwrap();
 
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-    assert!(response.headers().contains_key("www-authenticate"));
+    assert_eq!(response.headers()["www-authenticate"], "Bearer realm=\"herald\"");
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["errors"][0]["extensions"]["code"], "unauthorized");
+    assert_eq!(body["data"], Value::Null);
+}
+
+#[tokio::test]
+async fn non_json_content_type_is_415() {
+    let (server, _) = server_with_team().await;
+    started_run(&server, "run1").await;
+    let upsert = json!({
+        "query": document("UpsertBucket"),
+        "variables": upsert_variables(Some("vision"), "other", "run2"),
+        "operationName": "UpsertBucket",
+    });
+    let history = history_chunk(0, &[r#"{"loss":1}"#]);
+    let requests = [
+        (format!("{}/graphql", server.url), upsert.to_string()),
+        (format!("{}/files/vision/demo/run1/file_stream", server.url), history.to_string()),
+    ];
+
+    for (url, body) in requests {
+        for content_type in [Some("text/plain"), Some("application/x-www-form-urlencoded"), None] {
+            let mut request = reqwest::Client::new().post(&url).basic_auth("api", Some(&server.admin_key));
+            if let Some(content_type) = content_type {
+                request = request.header("content-type", content_type);
+            }
+            let response = request.body(body.clone()).send().await.unwrap();
+
+            assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "{url} {content_type:?}");
+            let text = response.text().await.unwrap();
+            assert!(text.contains("unsupported_media_type"), "{url} {content_type:?}: {text}");
+        }
+    }
+    assert!(stored_project(&server, "vision", "other").await.is_none());
+    assert_eq!(stored_run(&server, "vision", "demo", "run1").await.history_line_count, 0);
+}
+
+#[tokio::test]
+async fn json_content_type_with_charset_is_accepted() {
+    let server = TestServer::start().await;
+    let body = json!({ "query": document("Viewer"), "operationName": "Viewer" });
+    let response = reqwest::Client::new()
+        .post(format!("{}/graphql", server.url))
+        .basic_auth("api", Some(&server.admin_key))
+        .header("content-type", "application/json; charset=utf-8")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn graphql_variables_must_be_an_object() {
+    let (server, _) = server_with_team().await;
+
+    for variables in [json!([{"name": "run1"}]), json!("vision"), json!(3)] {
+        let body =
+            json!({ "query": document("UpsertBucket"), "variables": variables, "operationName": "UpsertBucket" });
+        let response = reqwest::Client::new()
+            .post(format!("{}/graphql", server.url))
+            .basic_auth("api", Some(&server.admin_key))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{variables}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["errors"][0]["extensions"]["code"], "invalid_graphql", "{variables}");
+        let message = body["errors"][0]["message"].as_str().unwrap();
+        assert!(message.contains("`variables` must be a JSON object"), "{message}");
+    }
+    assert!(server.store.list_projects(None).await.unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -405,6 +481,104 @@ async fn upsert_bucket_invalid_names_are_rejected() {
     assert!(server.store.list_projects(None).await.unwrap().is_empty());
 }
 
+#[tokio::test]
+async fn upsert_bucket_dot_run_ids_are_rejected() {
+    let (server, _) = server_with_team().await;
+    let client = SdkClient::new(&server, &server.admin_key);
+
+    for run in [".", ".."] {
+        let (status, body) = client.graphql("UpsertBucket", upsert_variables(Some("vision"), "demo", run)).await;
+
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{run}: {body}");
+        assert!(body["errors"][0]["message"].as_str().unwrap().starts_with("name"), "{body}");
+    }
+    assert!(server.store.list_projects(None).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn upsert_bucket_dot_projects_are_rejected() {
+    let (server, _) = server_with_team().await;
+    let client = SdkClient::new(&server, &server.admin_key);
+
+    for project in [".", ".."] {
+        let (status, body) = client.graphql("UpsertBucket", upsert_variables(Some("vision"), project, "run1")).await;
+
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{project}: {body}");
+        assert!(body["errors"][0]["message"].as_str().unwrap().starts_with("modelName"), "{body}");
+    }
+    assert!(server.store.list_projects(None).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn upsert_bucket_text_limits_are_enforced() {
+    let (server, _) = server_with_team().await;
+    let client = SdkClient::new(&server, &server.admin_key);
+    let long = |length: usize| "é".repeat(length);
+    let too_many_tags: Vec<String> = (0..1_001).map(|index| format!("t{index}")).collect();
+    let cases = [
+        ("displayName", json!(long(1_025)), "displayName"),
+        ("notes", json!(long(65_537)), "notes"),
+        ("description", json!(long(65_537)), "description"),
+        ("groupName", json!(long(257)), "groupName"),
+        ("jobType", json!(long(257)), "jobType"),
+        ("host", json!(long(257)), "host"),
+        ("tags", json!(too_many_tags), "tags"),
+        ("tags", json!(["ok", long(257)]), "tags[1]"),
+    ];
+
+    for (variable, value, field) in cases {
+        let mut variables = upsert_variables(Some("vision"), "demo", "run1");
+        variables[variable] = value;
+        let (status, body) = client.graphql("UpsertBucket", variables).await;
+
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{field}: {body}");
+        let message = body["errors"][0]["message"].as_str().unwrap();
+        assert!(message.starts_with(&format!("{field} has ")), "{message}");
+    }
+    assert!(server.store.list_projects(None).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn upsert_bucket_text_at_limits_is_stored() {
+    let (server, _) = server_with_team().await;
+    let client = SdkClient::new(&server, &server.admin_key);
+    let long = |length: usize| "é".repeat(length);
+    let tags: Vec<String> = (0..1_000).map(|index| format!("{index:0>256}")).collect();
+    let mut variables = upsert_variables(Some("vision"), "demo", "run1");
+    variables["displayName"] = json!(long(1_024));
+    variables["notes"] = json!(long(65_536));
+    variables["groupName"] = json!(long(256));
+    variables["jobType"] = json!(long(256));
+    variables["host"] = json!(long(256));
+    variables["tags"] = json!(tags);
+
+    let (status, body) = client.graphql("UpsertBucket", variables).await;
+
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let run = stored_run(&server, "vision", "demo", "run1").await;
+    assert_eq!(run.display_name.chars().count(), 1_024);
+    assert_eq!(run.notes.unwrap().chars().count(), 65_536);
+    assert_eq!(run.host.unwrap().chars().count(), 256);
+    assert_eq!(run.tags, tags);
+}
+
+#[tokio::test]
+async fn upsert_bucket_multi_byte_config_is_422() {
+    let (server, _) = server_with_team().await;
+    let client = SdkClient::new(&server, &server.admin_key);
+
+    for config in ["{é}", "{\"lr\": é}", "{\"lr\":\u{a0}NaN}"] {
+        let mut variables = upsert_variables(Some("vision"), "demo", "run1");
+        variables["config"] = json!(config);
+        let (status, body) = client.graphql("UpsertBucket", variables).await;
+
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{config}: {body}");
+        let message = body["errors"][0]["message"].as_str().unwrap();
+        assert!(message.starts_with("config: the run config is not valid JSON"), "{message}");
+    }
+    assert!(server.store.list_projects(None).await.unwrap().is_empty());
+}
+
 // RunResumeStatus.
 
 #[tokio::test]
@@ -590,6 +764,75 @@ async fn file_stream_bad_line_stores_nothing() {
 }
 
 #[tokio::test]
+async fn file_stream_multi_byte_line_is_400() {
+    let (server, _) = server_with_team().await;
+    let client = started_run(&server, "run1").await;
+    let lines = ["{\"a\": é}", "{\"a\": NaN,\u{a0}\"b\": 1}", "{\"a\":\u{a0}NaN}", "[NaN, 日本]"];
+
+    for line in lines {
+        let (status, body) = client.file_stream("vision/demo/run1", history_chunk(0, &[r#"{"a":1}"#, line])).await;
+
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{line}: {body}");
+        assert_eq!(body["code"], "invalid_line", "{line}");
+        let detail = body["detail"].as_str().unwrap();
+        assert!(detail.starts_with("wandb-history.jsonl line 1 is not valid JSON"), "{detail}");
+    }
+    let run = stored_run(&server, "vision", "demo", "run1").await;
+    assert_eq!(run.history_line_count, 0);
+}
+
+#[tokio::test]
+async fn file_stream_error_position_is_in_line() {
+    let (server, _) = server_with_team().await;
+    let client = started_run(&server, "run1").await;
+
+    let (status, body) = client.file_stream("vision/demo/run1", history_chunk(0, &[r#"{"a":NaN,"b":nope}"#])).await;
+
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let detail = body["detail"].as_str().unwrap();
+    assert!(detail.contains("(expected ident at line 1 column 15)"), "{detail}");
+}
+
+#[tokio::test]
+async fn file_stream_invalid_step_stores_nothing() {
+    let (server, _) = server_with_team().await;
+    let client = started_run(&server, "run1").await;
+    let steps = ["1.5", "\"2\"", "-1", "9223372036854775808", "null"];
+
+    for step in steps {
+        let line = format!(r#"{{"_step":{step},"loss":1}}"#);
+        let mut body = history_chunk(3, &[r#"{"_step":3,"loss":2}"#, &line]);
+        body["files"]["wandb-summary.json"] = json!({"offset": 0, "content": [r#"{"loss":1}"#]});
+
+        let (status, body) = client.file_stream("vision/demo/run1", body).await;
+
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{step}: {body}");
+        assert_eq!(body["code"], "invalid_line", "{step}");
+        let detail = body["detail"].as_str().unwrap();
+        assert!(detail.starts_with(&format!("wandb-history.jsonl line 4 has _step {step};")), "{detail}");
+    }
+    let run = stored_run(&server, "vision", "demo", "run1").await;
+    assert_eq!(run.history_line_count, 0);
+    assert!(server.store.history(run.id, 0, 10).await.unwrap().is_empty());
+    assert_eq!(run.summary, None);
+}
+
+#[tokio::test]
+async fn file_stream_without_step_uses_line_index() {
+    let (server, _) = server_with_team().await;
+    let client = started_run(&server, "run1").await;
+    let lines = [r#"{"loss":1}"#, r#"{"_step":9223372036854775807,"loss":2}"#];
+
+    let (status, body) = client.file_stream("vision/demo/run1", history_chunk(5, &lines)).await;
+
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let run = stored_run(&server, "vision", "demo", "run1").await;
+    let rows = server.store.history(run.id, 0, 10).await.unwrap();
+    let steps: Vec<(i64, i64)> = rows.iter().map(|row| (row.line, row.step)).collect();
+    assert_eq!(steps, vec![(5, 5), (6, i64::MAX)]);
+}
+
+#[tokio::test]
 async fn file_stream_non_object_line_is_400() {
     let (server, _) = server_with_team().await;
     let client = started_run(&server, "run1").await;
@@ -610,6 +853,7 @@ async fn file_stream_gzipped_body_is_accepted() {
     let response = reqwest::Client::new()
         .post(format!("{}/files/vision/demo/run1/file_stream", server.url))
         .basic_auth("api", Some(&server.admin_key))
+        .header("content-type", "application/json")
         .header("content-encoding", "gzip")
         .body(gzip(body.to_string().as_bytes()))
         .send()

@@ -7,60 +7,30 @@
 //! serde's message, and a body that is JSON but has a wrong or unknown field is 422 with the
 //! field's dotted path.
 
-use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode, header};
 use herald_core::ValidationError;
 use herald_core::document::ObjectReader;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use crate::body::{read_body, require_json_content_type};
 use crate::error::ApiError;
+use crate::state::AppState;
 
 /// A request body that is a JSON document.
 pub struct JsonDocument(pub Value);
 
-impl<S: Send + Sync> FromRequest<S> for JsonDocument {
+impl FromRequest<AppState> for JsonDocument {
     type Rejection = ApiError;
 
-    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         require_json_content_type(request.headers())?;
-
-        let bytes = Bytes::from_request(request, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload_too_large",
-                    "the request body is larger than the server accepts; send a smaller body",
-                )
-            } else {
-                ApiError::bad_request(format!("failed to read the request body: {}", rejection.body_text()))
-            }
-        })?;
-
+        let bytes = read_body(state, request).await?;
         let document = serde_json::from_slice(&bytes)
             .map_err(|error| ApiError::bad_request(format!("the request body is not valid JSON: {error}")))?;
         Ok(Self(document))
     }
-}
-
-/// Rejects a body that is not labelled as JSON. The check also stops a browser on another
-/// site from posting a form to the API with credentials it remembers. A cross-site request
-/// with a JSON content type needs a CORS preflight, which Herald does not grant because it
-/// has no CORS layer.
-fn require_json_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()).unwrap_or("");
-    let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    if essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json")) {
-        return Ok(());
-    }
-    let shown = if content_type.is_empty() { "no Content-Type".to_owned() } else { format!("{content_type:?}") };
-    Err(ApiError::new(
-        StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        "unsupported_media_type",
-        format!("the request has {shown}; send the body as JSON with `Content-Type: application/json`"),
-    ))
 }
 
 /// A request type read from a JSON object with [`ObjectReader`].
@@ -72,10 +42,10 @@ pub trait ReadBody: Sized {
 /// A JSON request body read into `T`.
 pub struct Body<T>(pub T);
 
-impl<S: Send + Sync, T: ReadBody> FromRequest<S> for Body<T> {
+impl<T: ReadBody> FromRequest<AppState> for Body<T> {
     type Rejection = ApiError;
 
-    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let JsonDocument(document) = JsonDocument::from_request(request, state).await?;
         let reader = ObjectReader::new(&document, "")?;
         Ok(Self(T::read(&reader)?))

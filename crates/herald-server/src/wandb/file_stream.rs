@@ -18,17 +18,18 @@
 use std::collections::HashMap;
 
 use axum::Json;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use bytes::Bytes;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, Request, State};
+use axum::http::StatusCode;
 use herald_core::Timestamp;
+use herald_core::error::quote_value;
 use herald_core::wandb_json::parse_lenient;
 use herald_store::{FileStreamBatch, HistoryLine};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::access::{authenticate_headers, check_project_name, find_run, find_writable_entity};
-use super::body::decode_body;
+use super::body::read_json_body;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -62,12 +63,13 @@ struct FileChunk {
 /// Stores one file_stream request and returns `{}`, in which the SDK reads only `stopped`.
 pub async fn handle_file_stream(
     State(state): State<AppState>,
-    Path((entity, project, run)): Path<(String, String, String)>,
-    headers: HeaderMap,
-    body: Bytes,
+    path: Result<Path<(String, String, String)>, PathRejection>,
+    request: Request,
 ) -> ApiResult<Json<Value>> {
-    let caller = authenticate_headers(&state, &headers).await?;
-    let body = decode_body(&headers, body, state.settings.max_request_bytes)?;
+    let caller = authenticate_headers(&state, request.headers()).await?;
+    let Path((entity, project, run)) =
+        path.map_err(|rejection| ApiError::bad_request(format!("invalid path: {}", rejection.body_text())))?;
+    let body = read_json_body(&state, request).await?;
     let batch = parse_file_stream(&body, Timestamp::now())?;
 
     check_project_name("project", &project)?;
@@ -118,19 +120,42 @@ fn parse_file_stream(body: &[u8], received_at: Timestamp) -> ApiResult<FileStrea
 }
 
 /// Parses history lines. Each must be a JSON object; bare `NaN`, `Infinity` and `-Infinity`
-/// are accepted and stored as strings. The step is the integer `_step`, or the line index
-/// for a row without one.
+/// are accepted and stored as strings. The step is `_step`, or the line index for a row
+/// without one.
 fn parse_history(chunk: &FileChunk) -> ApiResult<Vec<HistoryLine>> {
     let first_line = check_offset(HISTORY_FILE, chunk)?;
     let mut lines = Vec::with_capacity(chunk.content.len());
 
     for (line, text) in (first_line..).zip(&chunk.content) {
         let value = parse_object_line(HISTORY_FILE, line, text)?;
-        let step = value.get("_step").and_then(Value::as_i64).unwrap_or(line);
+        let step = history_step(line, &value)?;
         let data = serde_json::to_string(&value).map_err(ApiError::internal)?;
         lines.push(HistoryLine { line, step, data });
     }
     Ok(lines)
+}
+
+/// Returns a history row's step: its `_step`, which must be an integer from 0 to `i64::MAX`,
+/// or the line index when the row has no `_step`.
+///
+/// A `_step` of another type is rejected instead of replaced, because metric windows order
+/// rows by step and the `step` template variable reports it, so an invented step would put
+/// the row in the wrong place.
+fn history_step(line: i64, row: &Value) -> ApiResult<i64> {
+    let Some(step) = row.get("_step") else {
+        return Ok(line);
+    };
+    step.as_u64().and_then(|step| i64::try_from(step).ok()).ok_or_else(|| {
+        invalid_line(
+            HISTORY_FILE,
+            line,
+            format!(
+                "has _step {}; _step must be an integer from 0 to {}, or absent to use the line index",
+                quote_value(step),
+                i64::MAX
+            ),
+        )
+    })
 }
 
 /// Parses the summary: the last content line holds the whole current summary.
@@ -210,6 +235,23 @@ mod tests {
         let body = r#"{"files":{"wandb-summary.json":{"offset":0,"content":["{\"a\":1}","{\"a\":Infinity}"]}}}"#;
         let batch = parse(body).unwrap();
         assert_eq!(batch.summary, Some(json!({"a": "Infinity"})));
+    }
+
+    #[test]
+    fn invalid_step_is_rejected() {
+        for step in ["1.5", "-1", "\"3\"", "9223372036854775808", "1e3", "null", "NaN", "true", "[1]"] {
+            let line = format!(r#"{{"_step":{step},"a":1}}"#);
+            let body = json!({"files": {"wandb-history.jsonl": {"offset": 2, "content": ["{}", line]}}});
+            let error = parse(&body.to_string()).unwrap_err();
+            assert_eq!(error.code, "invalid_line", "{step}");
+            assert!(error.detail.starts_with("wandb-history.jsonl line 3 has _step"), "{step}: {}", error.detail);
+        }
+    }
+
+    #[test]
+    fn largest_step_is_accepted() {
+        let body = r#"{"files":{"wandb-history.jsonl":{"offset":0,"content":["{\"_step\":9223372036854775807}"]}}}"#;
+        assert_eq!(parse(body).unwrap().history[0].step, i64::MAX);
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! `POST /graphql`: the HTTP side of the GraphQL endpoint.
 //!
 //! The handler authenticates before any GraphQL work, so a wrong key is a plain 401. It
-//! then runs the document against [`super::schema`] and chooses the HTTP status from the
-//! first error, because the SDK acts on the status:
+//! then reads the body, which must be JSON (see [`read_json_body`]), runs the document
+//! against [`super::schema`] and chooses the HTTP status from the first error, because the
+//! SDK acts on the status:
 //! - It retries 429, 5xx and some 4xx with backoff, which is right for a failing database.
 //! - It gives up at once on 400, 401, 403, 404 and 422, and on 409 except for
 //!   `UpsertBucket`. `wandb.init` then raises `CommError` with the error message (seen with
@@ -12,16 +13,17 @@
 //! "data":null}`, so the message reaches the user and programs can read the stable code.
 
 use async_graphql::{ServerError, Variables};
-use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use bytes::Bytes;
+use herald_core::error::quote_value;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::access::authenticate_headers;
-use super::body::decode_body;
+use super::body::read_json_body;
 use super::schema::{RequestScope, WandbSchema};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -44,18 +46,17 @@ struct GraphQlBody {
 pub async fn handle_graphql(
     State(state): State<AppState>,
     Extension(schema): Extension<WandbSchema>,
-    headers: HeaderMap,
-    body: Bytes,
+    request: Request,
 ) -> Response {
-    match execute(&state, &schema, &headers, body).await {
+    match execute(&state, &schema, request).await {
         Ok(response) => response,
-        Err(error) => error_response(&error),
+        Err(error) => error_response(error),
     }
 }
 
-async fn execute(state: &AppState, schema: &WandbSchema, headers: &HeaderMap, body: Bytes) -> ApiResult<Response> {
-    let caller = authenticate_headers(state, headers).await?;
-    let body = decode_body(headers, body, state.settings.max_request_bytes)?;
+async fn execute(state: &AppState, schema: &WandbSchema, request: Request) -> ApiResult<Response> {
+    let caller = authenticate_headers(state, request.headers()).await?;
+    let body = read_json_body(state, request).await?;
     let request = parse_request(&body)?;
 
     let operation = request.operation_name.clone();
@@ -76,8 +77,19 @@ fn parse_request(body: &[u8]) -> ApiResult<async_graphql::Request> {
     })?;
 
     let mut request = async_graphql::Request::new(body.query);
-    if let Some(variables) = body.variables.filter(|variables| !variables.is_null()) {
-        request = request.variables(Variables::from_json(variables));
+    match body.variables {
+        None | Some(Value::Null) => {}
+        Some(variables @ Value::Object(_)) => request = request.variables(Variables::from_json(variables)),
+        Some(other) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_graphql",
+                format!(
+                    "the GraphQL `variables` must be a JSON object such as {{\"name\": \"run1\"}}, got {}",
+                    quote_value(&other)
+                ),
+            ));
+        }
     }
     // Some Python documents come with `operationName: ""`. Each body contains one operation,
     // so an empty name means that one.
@@ -136,16 +148,19 @@ fn render_error(mut error: ServerError) -> (StatusCode, Value) {
     (status, rendered)
 }
 
-/// Renders an error that stopped the request before GraphQL ran, such as a wrong key.
-fn error_response(error: &ApiError) -> Response {
+/// Renders an error that stopped the request before GraphQL ran, such as a wrong key, in the
+/// GraphQL shape.
+///
+/// The status and headers come from [`ApiError`]'s own response, so a 401 carries the same
+/// `Bearer` challenge as the REST API. A `Basic` challenge would make a browser prompt for
+/// the key and then send it with forged cross-site requests too.
+fn error_response(error: ApiError) -> Response {
     let body = json!({
         "errors": [{ "message": error.detail, "extensions": { "code": error.code } }],
         "data": null,
     });
-    let mut response = (error.status, Json(body)).into_response();
-    if error.status == StatusCode::UNAUTHORIZED {
-        response.headers_mut().insert("www-authenticate", HeaderValue::from_static("Basic realm=\"herald\""));
-    }
+    let mut response = error.into_response();
+    *response.body_mut() = Body::from(body.to_string());
     response
 }
 
@@ -166,6 +181,21 @@ mod tests {
         let error = parse_request(br#"{"variables":{}}"#).unwrap_err();
         assert_eq!(error.status, StatusCode::BAD_REQUEST);
         assert!(error.detail.contains("query"), "{}", error.detail);
+    }
+
+    #[test]
+    fn variables_must_be_an_object() {
+        for variables in ["[1]", "\"x\"", "3", "true"] {
+            let body = format!(r#"{{"query":"{{ viewer {{ id }} }}","variables":{variables}}}"#);
+            let error = parse_request(body.as_bytes()).unwrap_err();
+            assert_eq!(error.status, StatusCode::BAD_REQUEST, "{variables}");
+            assert_eq!(error.code, "invalid_graphql", "{variables}");
+            assert!(error.detail.contains(variables), "{}", error.detail);
+        }
+        for variables in ["null", "{}", r#"{"a":1}"#] {
+            let body = format!(r#"{{"query":"{{ viewer {{ id }} }}","variables":{variables}}}"#);
+            assert!(parse_request(body.as_bytes()).is_ok(), "{variables}");
+        }
     }
 
     #[test]

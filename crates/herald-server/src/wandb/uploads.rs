@@ -9,10 +9,10 @@
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, Request, State};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use bytes::Bytes;
 use herald_core::ids::RunId;
 use herald_core::{Timestamp, ValidationError};
 use herald_store::RunFile;
@@ -20,6 +20,7 @@ use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
+use crate::body::read_body;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -94,16 +95,19 @@ pub fn verify_upload_token(key: &[u8], token: &str, now: Timestamp) -> ApiResult
     Ok(grant)
 }
 
-/// Stores an uploaded run file. The token in the path authorizes the upload.
+/// Stores an uploaded run file. The token in the path authorizes the upload, and it is
+/// checked before the body is read, so a forged URL costs no buffering.
 ///
 /// NOTE: the body counts against the server's `max_request_bytes` like any request, so a
 /// larger run file is rejected with 413 and the SDK only logs the failure.
 pub async fn handle_upload(
     State(state): State<AppState>,
-    Path(token): Path<String>,
-    body: Bytes,
+    path: Result<Path<String>, PathRejection>,
+    request: Request,
 ) -> ApiResult<Json<Value>> {
+    let Path(token) = path.map_err(|_| invalid_token())?;
     let grant = verify_upload_token(&state.upload_key, &token, Timestamp::now())?;
+    let body = read_body(&state, request).await?;
 
     let size = i64::try_from(body.len()).map_err(ApiError::internal)?;
     let digest = state.blobs.put(body).await.map_err(ApiError::internal)?;

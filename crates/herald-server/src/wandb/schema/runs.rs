@@ -29,6 +29,26 @@ pub const MAX_RUN_NAME: usize = 128;
 /// also rejects `\` and `%`, because run ids appear in URL paths.
 const RESERVED_RUN_NAME_CHARS: &[char] = &[':', ';', ',', '#', '?', '/', '\'', '\\', '%'];
 
+// The limits below bound the run text that payload templates render (the display name) and
+// that run filters match (display name, tags, group, job type and notes). One run then
+// cannot make the evaluation or the deliveries of its project slow or large. The host is
+// bounded like the other short labels. All are counted in characters.
+
+/// The maximum length of a run's display name.
+pub const MAX_RUN_DISPLAY_NAME: usize = 1_024;
+
+/// The maximum length of a run's notes (`notes`, or W&B's older `description`).
+pub const MAX_RUN_NOTES: usize = 65_536;
+
+/// The maximum length of a run's group, job type and host.
+pub const MAX_RUN_LABEL: usize = 256;
+
+/// The maximum number of tags of one run.
+pub const MAX_RUN_TAGS: usize = 1_000;
+
+/// The maximum length of one run tag.
+pub const MAX_RUN_TAG: usize = 256;
+
 /// The `model` query.
 #[derive(Default)]
 pub struct RunQuery;
@@ -155,20 +175,7 @@ async fn upsert_bucket(scope: &RequestScope, input: UpsertBucketInput) -> ApiRes
     };
     validate_run_name("name", &run_name)?;
     let config = input.config.as_ref().map(|config| parse_config("config", config)).transpose()?;
-    let text_fields = [
-        ("displayName", input.display_name.as_deref()),
-        ("notes", input.notes.as_deref()),
-        ("description", input.description.as_deref()),
-        ("groupName", input.group_name.as_deref()),
-        ("jobType", input.job_type.as_deref()),
-        ("host", input.host.as_deref()),
-    ];
-    for (field, value) in text_fields {
-        reject_nul(field, value)?;
-    }
-    for tag in input.tags.iter().flatten() {
-        reject_nul("tags", Some(tag))?;
-    }
+    check_run_text(&input)?;
 
     let state = &scope.state;
     let entity = find_writable_entity(state, &scope.caller, input.entity_name.as_deref()).await?;
@@ -197,12 +204,14 @@ async fn upsert_bucket(scope: &RequestScope, input: UpsertBucketInput) -> ApiRes
     Ok(UpsertBucketPayload { bucket: Some(RunNode { run, project }), inserted: Some(inserted) })
 }
 
-/// Checks a run id: 1 to 128 characters, no surrounding whitespace, no control characters
-/// and none of `: ; , # ? / ' \ %`.
+/// Checks a run id: 1 to 128 characters, no surrounding whitespace, no control characters,
+/// none of `: ; , # ? / ' \ %`, and not `.` or `..`, which URL paths resolve away.
 pub fn validate_run_name(field: &str, name: &str) -> Result<(), ValidationError> {
     let valid = !name.is_empty()
         && name.chars().count() <= MAX_RUN_NAME
         && name.trim() == name
+        && name != "."
+        && name != ".."
         && !name.chars().any(|c| c.is_control() || RESERVED_RUN_NAME_CHARS.contains(&c));
     if valid {
         return Ok(());
@@ -211,15 +220,52 @@ pub fn validate_run_name(field: &str, name: &str) -> Result<(), ValidationError>
         field,
         format!(
             "invalid run id {name:?}; use 1 to {MAX_RUN_NAME} characters without surrounding spaces, \
-             control characters or any of : ; , # ? / ' \\ %"
+             control characters or any of : ; , # ? / ' \\ %, other than '.' and '..'"
         ),
     ))
 }
 
-/// Rejects text with a NUL character, which PostgreSQL cannot store in a text column, so that
-/// both stores accept the same runs.
-fn reject_nul(field: &str, value: Option<&str>) -> Result<(), ValidationError> {
-    if value.is_some_and(|text| text.contains('\0')) {
+/// Checks the text fields of an `upsertBucket` input against their length limits and for
+/// NUL characters.
+fn check_run_text(input: &UpsertBucketInput) -> Result<(), ValidationError> {
+    let text_fields = [
+        ("displayName", input.display_name.as_deref(), MAX_RUN_DISPLAY_NAME),
+        ("notes", input.notes.as_deref(), MAX_RUN_NOTES),
+        ("description", input.description.as_deref(), MAX_RUN_NOTES),
+        ("groupName", input.group_name.as_deref(), MAX_RUN_LABEL),
+        ("jobType", input.job_type.as_deref(), MAX_RUN_LABEL),
+        ("host", input.host.as_deref(), MAX_RUN_LABEL),
+    ];
+    for (field, value, max_chars) in text_fields {
+        if let Some(text) = value {
+            check_text(field, text, max_chars)?;
+        }
+    }
+
+    let tags = input.tags.as_deref().unwrap_or_default();
+    if tags.len() > MAX_RUN_TAGS {
+        return Err(ValidationError::invalid(
+            "tags",
+            format!("tags has {} tags; a run may have at most {MAX_RUN_TAGS}", tags.len()),
+        ));
+    }
+    for (index, tag) in tags.iter().enumerate() {
+        check_text(&format!("tags[{index}]"), tag, MAX_RUN_TAG)?;
+    }
+    Ok(())
+}
+
+/// Rejects text longer than `max_chars` characters, or with a NUL character, which
+/// PostgreSQL cannot store in a text column, so that both stores accept the same runs.
+fn check_text(field: &str, text: &str, max_chars: usize) -> Result<(), ValidationError> {
+    let length = text.chars().count();
+    if length > max_chars {
+        return Err(ValidationError::invalid(
+            field,
+            format!("{field} has {length} characters; shorten it to at most {max_chars}"),
+        ));
+    }
+    if text.contains('\0') {
         return Err(ValidationError::invalid(field, format!("{field} contains a NUL character; remove it")));
     }
     Ok(())
@@ -455,10 +501,10 @@ mod tests {
 
     #[test]
     fn run_names_follow_sdk_rules() {
-        for name in ["a1b2c3d4", "my-run_1", "run.v2"] {
+        for name in ["a1b2c3d4", "my-run_1", "run.v2", "...", ".a"] {
             assert!(validate_run_name("name", name).is_ok(), "{name:?}");
         }
-        for name in ["", " a", "a/b", "a:b", "a%b", "a\\b", "a\tb", &"x".repeat(129)] {
+        for name in ["", " a", "a/b", "a:b", "a%b", "a\\b", "a\tb", ".", "..", &"x".repeat(129)] {
             assert!(validate_run_name("name", name).is_err(), "{name:?}");
         }
     }
