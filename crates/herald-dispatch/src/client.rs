@@ -58,7 +58,7 @@ pub struct GuardedResolver {
 #[derive(Debug, thiserror::Error)]
 pub enum ResolveError {
     /// The lookup failed.
-    #[error("failed to resolve {host}: {source}")]
+    #[error("failed to resolve {host}: {source}; check the host name in the integration's URL and the server's DNS")]
     Lookup {
         /// The host name.
         host: String,
@@ -74,7 +74,7 @@ pub enum ResolveError {
         rejection: GuardError,
     },
     /// The lookup succeeded but returned no address.
-    #[error("{host} resolves to no address")]
+    #[error("{host} resolves to no address; check the host name in the integration's URL and its DNS records")]
     NoAddress {
         /// The host name.
         host: String,
@@ -150,6 +150,9 @@ pub enum SendError {
     /// The host name resolves only to rejected addresses, so nothing was sent.
     #[error("{0}")]
     Rejected(String),
+    /// The host name could not be resolved, or resolves to no address, so nothing was sent.
+    #[error("{0}")]
+    Dns(String),
     /// No response within the attempt timeout.
     #[error("timed out after {0:?} without a complete response; the receiver must respond within the attempt timeout")]
     Timeout(Duration),
@@ -162,11 +165,14 @@ pub enum SendError {
 }
 
 impl SendError {
-    /// Returns a stable name of the error's kind, for logs.
+    /// Returns a stable name of the error's kind, for logs: `invalid_url`, `network_policy`
+    /// (a literal address or every resolved address is rejected), `dns` (the lookup failed or
+    /// found no address), `timeout`, `connect` or `request`.
     pub fn class(&self) -> &'static str {
         match self {
             SendError::Guard(GuardError::InvalidUrl { .. }) => "invalid_url",
             SendError::Guard(GuardError::AddressNotAllowed { .. }) | SendError::Rejected(_) => "network_policy",
+            SendError::Dns(_) => "dns",
             SendError::Timeout(_) => "timeout",
             SendError::Connect(_) => "connect",
             SendError::Request(_) => "request",
@@ -237,8 +243,13 @@ async fn read_response(mut response: reqwest::Response) -> ReceivedResponse {
 fn classify(error: reqwest::Error, timeout: Duration) -> SendError {
     let mut cause: Option<&(dyn StdError + 'static)> = error.source();
     while let Some(current) = cause {
-        if let Some(rejected) = current.downcast_ref::<ResolveError>() {
-            return SendError::Rejected(rejected.to_string());
+        if let Some(resolve_error) = current.downcast_ref::<ResolveError>() {
+            return match resolve_error {
+                ResolveError::Rejected { .. } => SendError::Rejected(resolve_error.to_string()),
+                ResolveError::Lookup { .. } | ResolveError::NoAddress { .. } => {
+                    SendError::Dns(resolve_error.to_string())
+                }
+            };
         }
         cause = current.source();
     }
@@ -326,6 +337,88 @@ mod tests {
             post(&client, &policy, &url, HeaderMap::new(), b"{}".to_vec(), Duration::from_secs(2)).await.unwrap_err();
         assert_eq!(error.class(), "connect", "{error}");
         assert!(!error.to_string().contains(&url), "the message repeats the URL: {error}");
+    }
+
+    /// A resolver that resolves every name as `localhost`, through a [`GuardedResolver`].
+    #[derive(Clone)]
+    struct LocalhostResolver(GuardedResolver);
+
+    impl Resolve for LocalhostResolver {
+        fn resolve(&self, _name: Name) -> Resolving {
+            let resolver = self.0.clone();
+            Box::pin(async move {
+                let addresses: Addrs = Box::new(resolver.resolve_host("localhost").await?.into_iter());
+                Ok(addresses)
+            })
+        }
+    }
+
+    /// A resolver whose every lookup fails, as when the DNS server answers NXDOMAIN.
+    struct FailingResolver;
+
+    impl Resolve for FailingResolver {
+        fn resolve(&self, name: Name) -> Resolving {
+            let error =
+                ResolveError::Lookup { host: name.as_str().to_owned(), source: io::Error::other("no such host") };
+            Box::pin(async move { Err(error.into()) })
+        }
+    }
+
+    async fn post_with_resolver(resolver: impl Resolve + 'static, url: &str) -> Result<ReceivedResponse, SendError> {
+        let client = reqwest::Client::builder().no_proxy().dns_resolver(Arc::new(resolver)).build().unwrap();
+        post(&client, &NetworkPolicy::default(), url, HeaderMap::new(), b"{}".to_vec(), Duration::from_secs(2)).await
+    }
+
+    #[tokio::test]
+    async fn dns_failure_is_not_a_policy_refusal() {
+        let error = post_with_resolver(FailingResolver, "http://receiver.test:9/hook").await.unwrap_err();
+        assert!(matches!(error, SendError::Dns(_)), "{error:?}");
+        assert_eq!(error.class(), "dns");
+        let message = error.to_string();
+        assert!(message.contains("failed to resolve receiver.test"), "{message}");
+        assert!(message.contains("no such host"), "{message}");
+    }
+
+    #[tokio::test]
+    async fn name_resolving_to_rejected_address_is_policy_refusal() {
+        let resolver = LocalhostResolver(GuardedResolver::new(NetworkPolicy::default()));
+        let error = post_with_resolver(resolver, "http://receiver.test:9/hook").await.unwrap_err();
+        assert!(matches!(error, SendError::Rejected(_)), "{error:?}");
+        assert_eq!(error.class(), "network_policy");
+        assert!(error.to_string().contains("HERALD_DELIVERY_ALLOWED_NETWORKS"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn resolver_rejects_special_purpose_ipv6() {
+        let resolver = GuardedResolver::new(NetworkPolicy::default());
+        for host in ["::ffff:0:7f00:1", "64:ff9b:1::a00:1", "3fff::1"] {
+            let error = resolver.resolve_host(host).await.unwrap_err();
+            assert!(matches!(error, ResolveError::Rejected { .. }), "{host}: {error}");
+        }
+    }
+
+    #[tokio::test]
+    async fn special_purpose_ipv6_literal_is_not_sent() {
+        let client = build_client(&DispatchSettings::default(), &NetworkPolicy::default()).unwrap();
+        for url in ["http://[::ffff:0:7f00:1]:9/", "http://[64:ff9b:1::a00:1]/", "http://[3fff::1]/"] {
+            let error =
+                post(&client, &NetworkPolicy::default(), url, HeaderMap::new(), Vec::new(), Duration::from_secs(1))
+                    .await
+                    .unwrap_err();
+            assert_eq!(error.class(), "network_policy", "{url}: {error}");
+        }
+    }
+
+    #[tokio::test]
+    async fn port_zero_is_not_sent() {
+        let policy = loopback_policy();
+        let client = build_client(&DispatchSettings::default(), &policy).unwrap();
+        let error =
+            post(&client, &policy, "http://127.0.0.1:0/hook", HeaderMap::new(), Vec::new(), Duration::from_secs(1))
+                .await
+                .unwrap_err();
+        assert_eq!(error.class(), "invalid_url", "{error}");
+        assert!(error.to_string().contains("port 0"), "{error}");
     }
 
     #[test]

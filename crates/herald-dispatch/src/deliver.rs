@@ -12,7 +12,8 @@
 //! - A problem that no retry can fix (integration deleted, a secret that is missing or
 //!   cannot be opened, an invalid URL or a rejected IP literal): failed at once.
 //! - Anything else (3xx, other statuses, timeouts, connection errors, a host name that
-//!   resolves only to rejected addresses): retried on the schedule, then failed.
+//!   cannot be resolved or resolves only to rejected addresses, because DNS answers change):
+//!   retried on the schedule, then failed.
 //! - A store error while loading the integration or its secrets: nothing is recorded, and
 //!   the execution is tried again when its claim lapses.
 
@@ -47,7 +48,8 @@ pub(crate) struct Deliverer {
 /// The reason an attempt did not deliver.
 #[derive(Debug)]
 struct Failure {
-    /// A stable name for logs, such as `timeout` or `http_status`.
+    /// A stable name for logs: one of [`SendError::class`], or `no_request`,
+    /// `integration_deleted`, `secret`, `gone`, `redirect` or `http_status`.
     class: &'static str,
     /// The error text to store, already redacted.
     message: String,
@@ -342,6 +344,39 @@ fn log_outcome(outcome: &Outcome, next: AttemptNext, duration_ms: i64) {
                 AttemptNext::Failed => tracing::info!("execution failed; no further attempts are made"),
                 AttemptNext::Succeeded => {}
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use super::*;
+    use crate::network::GuardError;
+
+    #[test]
+    fn send_errors_have_class_and_retry() {
+        let address = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let cases = [
+            (SendError::Guard(GuardError::InvalidUrl { url: "x".into(), reason: "y".into() }), "invalid_url", false),
+            (
+                SendError::Guard(GuardError::AddressNotAllowed { address, suggestion: "z".into() }),
+                "network_policy",
+                false,
+            ),
+            (SendError::Rejected("hooks.test resolves only to rejected addresses".into()), "network_policy", true),
+            (SendError::Dns("failed to resolve hooks.test: no such host".into()), "dns", true),
+            (SendError::Timeout(Duration::from_secs(1)), "timeout", true),
+            (SendError::Connect("connection refused".into()), "connect", true),
+            (SendError::Request("connection reset".into()), "request", true),
+        ];
+        for (error, class, retryable) in cases {
+            let message = error.to_string();
+            let failure = outcome_of(Err(error), &Redactor::default()).failure.expect("a failure");
+            assert_eq!(failure.class, class, "{message}");
+            assert_eq!(failure.retryable, retryable, "{message}");
+            assert_eq!(failure.message, message);
         }
     }
 }

@@ -253,6 +253,33 @@ async fn echoed_secrets_are_redacted() {
     assert!(!execution.last_error.unwrap().contains(token));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encoded_echoes_of_token_are_redacted() {
+    let fixture = Fixture::new().await;
+    let receiver = Receiver::start(Reply::EchoEncoded(400)).await;
+    // A token outside ASCII and beyond U+FFFF, which Python's json.dumps writes as \u escapes
+    // and surrogate pairs.
+    let token = "tök-SECRET-✓-𝄞";
+    let integration = fixture.integration(&receiver.url, Some(token), None).await;
+    let fired = fixture.fire(&integration).await;
+    let service = Service::start(&fixture, fast_settings(&[]), loopback());
+
+    fixture.wait_for_state(fired.execution, ExecutionState::Failed, WAIT).await;
+    service.stop().await;
+
+    let sent = receiver.received()[0].headers.get("authorization").unwrap().as_bytes().to_vec();
+    assert_eq!(sent, format!("Bearer {token}").into_bytes());
+    let attempts = fixture.attempts(fired.execution).await;
+    assert_eq!(attempts[0].status_code, Some(400));
+    // "Bearer " fills two base64 groups and one byte of the third, so the token starts at
+    // character 10, whose bits all come from the token, and ends at the end of the data.
+    let expected = "base64=QmVhcmVyIH[REDACTED]\n\
+                    base64url=QmVhcmVyIH[REDACTED]\n\
+                    json=\"Bearer [REDACTED]\"\n\
+                    form=Bearer+[REDACTED]\n";
+    assert_eq!(attempts[0].response_body.as_deref(), Some(expected));
+}
+
 /// A log destination that keeps everything written to it.
 #[derive(Clone, Default)]
 struct CapturedLogs(Arc<Mutex<Vec<u8>>>);

@@ -9,6 +9,8 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use tokio::task::JoinHandle;
 
 /// How the receiver responds to one request.
@@ -27,6 +29,10 @@ pub enum Reply {
     /// Respond with this status, a body that repeats every request header and the body, and a
     /// `Location` that repeats the `Authorization` header.
     Echo(u16),
+    /// Respond with this status and a body that repeats the `Authorization` header in other
+    /// encodings, one per line: standard base64, URL-safe base64 without padding, Python's
+    /// `json.dumps` and `application/x-www-form-urlencoded`.
+    EchoEncoded(u16),
 }
 
 /// One request as the receiver saw it.
@@ -133,6 +139,7 @@ async fn handle(State(shared): State<Arc<Shared>>, uri: Uri, headers: HeaderMap,
             (StatusCode::OK, "ok").into_response()
         }
         Reply::Echo(status) => echo(status, &request),
+        Reply::EchoEncoded(status) => (status_code(status), echo_encoded(&request)).into_response(),
     }
 }
 
@@ -146,6 +153,55 @@ fn echo(status: u16, request: &Received) -> Response {
     let authorization = request.headers.get(header::AUTHORIZATION).and_then(|value| value.to_str().ok()).unwrap_or("");
     let location = format!("/elsewhere?auth={authorization}");
     (status_code(status), [(header::LOCATION, location)], echoed.to_string()).into_response()
+}
+
+fn echo_encoded(request: &Received) -> String {
+    let authorization = request.headers.get(header::AUTHORIZATION).map_or(&[][..], |value| value.as_bytes());
+    let text = String::from_utf8_lossy(authorization);
+    format!(
+        "base64={}\nbase64url={}\njson=\"{}\"\nform={}\n",
+        STANDARD.encode(authorization),
+        URL_SAFE_NO_PAD.encode(authorization),
+        python_json(&text),
+        form_urlencoded(authorization),
+    )
+}
+
+/// Encodes a string as the content of a JSON string the way Python 3's `json.dumps` does by
+/// default: short escapes for `"`, `\` and tab (the only control character a header can
+/// carry), and `\uXXXX` with lower-case hex digits outside printable ASCII, with surrogate
+/// pairs beyond U+FFFF.
+fn python_json(text: &str) -> String {
+    let mut encoded = String::new();
+    for character in text.chars() {
+        match character {
+            '"' => encoded.push_str("\\\""),
+            '\\' => encoded.push_str("\\\\"),
+            '\t' => encoded.push_str("\\t"),
+            ' '..='~' => encoded.push(character),
+            _ => {
+                let mut units = [0u16; 2];
+                for unit in character.encode_utf16(&mut units) {
+                    encoded.push_str(&format!("\\u{unit:04x}"));
+                }
+            }
+        }
+    }
+    encoded
+}
+
+/// Encodes bytes as HTML forms do: unreserved bytes literal, `+` for a space and `%XX` for the
+/// rest.
+fn form_urlencoded(bytes: &[u8]) -> String {
+    let mut encoded = String::new();
+    for &byte in bytes {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => encoded.push(char::from(byte)),
+            b' ' => encoded.push('+'),
+            _ => encoded.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    encoded
 }
 
 fn status_code(status: u16) -> StatusCode {
