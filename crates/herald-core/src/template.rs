@@ -54,6 +54,12 @@ pub const MAX_TEMPLATE_BYTES: usize = 64 * 1024;
 /// strings. Each reference adds one JSON-escaped variable value to the rendered body.
 pub const MAX_TEMPLATE_VARIABLES: usize = 100;
 
+/// Maximum size of a rendered body (1 MiB). The template limits bound the template, not the
+/// values substituted into it: `${metric_values}` of a 1,000-value window is about 25 KB, so
+/// a template within its limits can still render several megabytes. An execution whose body
+/// would be larger is recorded as failed instead of being stored and sent.
+pub const MAX_RENDERED_BYTES: usize = 1 << 20;
+
 /// A validated payload template.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PayloadTemplate {

@@ -16,7 +16,7 @@ use herald_core::filter::{RunFields, run_document};
 use herald_core::ids::{AutomationId, ExecutionId, ProjectId, RunId};
 use herald_core::metric::{format_number, metric_in_row};
 use herald_core::model::{ExecutionState, RunState};
-use herald_core::template::{PayloadTemplate, TemplateVariables};
+use herald_core::template::{MAX_RENDERED_BYTES, PayloadTemplate, TemplateVariables};
 use herald_store::{
     Automation, BatchEvaluator, EvaluationReport, EvaluationTx, EventKind, HistoryRow, NewExecution, RunContext,
     StoreError, StoreResult, StoredEvent,
@@ -176,6 +176,7 @@ impl EventEvaluator {
     ) -> NewExecution {
         let variables = self.run_metric_variables(automation, metric_event, run, crossing);
 
+        let mut error = None;
         let (state, request_body, skip_reason) = match (crossing.decision, &automation.spec.action) {
             (Decision::SkipCooldown { until }, _) => {
                 (ExecutionState::Skipped, None, Some(format!("inside the cooldown, which ends at {until}")))
@@ -186,7 +187,17 @@ impl EventEvaluator {
                     Some(template) => template.render(&variables),
                     None => default_run_metric_payload().render(&variables),
                 };
-                (ExecutionState::Pending, Some(body), None)
+                if body.len() > MAX_RENDERED_BYTES {
+                    tracing::warn!(automation.id = %automation.id, bytes = body.len(), "rendered payload over the limit");
+                    error = Some(format!(
+                        "the rendered payload is {} bytes, over the limit of {MAX_RENDERED_BYTES} bytes; \
+                         use fewer or shorter variables, such as ${{metric_value}} instead of ${{metric_values}}",
+                        body.len()
+                    ));
+                    (ExecutionState::Failed, None, None)
+                } else {
+                    (ExecutionState::Pending, Some(body), None)
+                }
             }
         };
 
@@ -207,6 +218,7 @@ impl EventEvaluator {
                 variables.0.into_iter().map(|(name, value)| (name, Value::String(value))).collect(),
             ),
             skip_reason,
+            error,
             created_at: event.created_at,
         }
     }

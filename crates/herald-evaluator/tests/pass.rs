@@ -5,9 +5,12 @@ use std::sync::Arc;
 use herald_core::Timestamp;
 use herald_core::automation::{ActionSpec, AutomationDraft, AutomationSpec, EventSpec};
 use herald_core::ids::RunId;
+use herald_core::model::ExecutionState;
+use herald_core::template::{MAX_RENDERED_BYTES, PayloadTemplate};
 use herald_evaluator::{EvaluatorSettings, EventEvaluator};
 use herald_store::{
-    Automation, Bootstrap, BootstrapOutcome, FileStreamBatch, HistoryLine, NewAutomation, Page, RunUpsert, Store,
+    Automation, Bootstrap, BootstrapOutcome, FileStreamBatch, HistoryLine, NewAutomation, NewIntegration, Page,
+    RunUpsert, Store,
 };
 use herald_store_sqlite::{SqliteOptions, SqliteStore};
 use serde_json::{Value, json};
@@ -24,6 +27,11 @@ impl Fixture {
     /// A store with team `ml`, project `ml/demo`, a run, and a NO_OP automation made from
     /// `event` (the `event` part of an automation document).
     async fn new(event: Value) -> (Self, Automation) {
+        Self::with_action(event, None).await
+    }
+
+    /// Like [`Fixture::new`], with a webhook action rendering `payload` when it is given.
+    async fn with_action(event: Value, payload: Option<Value>) -> (Self, Automation) {
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(SqliteOptions::new(dir.path().join("h.db"))).unwrap());
         let BootstrapOutcome::Created(admin) = store
@@ -41,11 +49,28 @@ impl Fixture {
             "event": event, "action": {"type": "NO_OP"}, "cooldown_seconds": 0
         });
         let draft = AutomationDraft::parse(&document).unwrap();
+        let action = match payload {
+            None => ActionSpec::NoOp,
+            Some(payload) => {
+                let integration = store
+                    .create_integration(NewIntegration {
+                        entity_id: team.id,
+                        name: "ci".into(),
+                        url: "http://127.0.0.1:9/hook".into(),
+                        access_token_secret_id: None,
+                        signing_secret_id: None,
+                    })
+                    .await
+                    .unwrap();
+                let template = PayloadTemplate::from_document(payload, "request_payload").unwrap();
+                ActionSpec::GenericWebhook { integration_id: integration.id, payload: Some(template) }
+            }
+        };
         let spec = AutomationSpec {
             name: draft.name,
             description: None,
             event: draft.event,
-            action: ActionSpec::NoOp,
+            action,
             cooldown_seconds: draft.cooldown_seconds,
         };
         let automation = store
@@ -142,4 +167,25 @@ async fn edit_to_another_metric_can_fire() {
     fixture.store.evaluate_events(512, fixture.evaluator.clone()).await.unwrap();
 
     assert_eq!(fixture.fired_values(&automation).await.len(), 2, "the new metric's crossing fires");
+}
+
+#[tokio::test]
+async fn oversized_rendered_body_fails_the_execution() {
+    let references: serde_json::Map<String, Value> =
+        (0..100).map(|index| (format!("v{index}"), json!("${metric_values}"))).collect();
+    let event = json!({"type": "RUN_METRIC",
+                       "threshold_filter": {"name": "loss", "window_size": 1000, "cmp_op": "$gt", "threshold": 0.0}});
+    let (mut fixture, automation) = Fixture::with_action(event, Some(Value::Object(references))).await;
+
+    // 1,000 values of 24 characters each make every ${metric_values} about 25 KB.
+    fixture.log(&[-1.234_567_890_123_456_7e-300; 999], None).await;
+    fixture.log(&[1.0], None).await;
+
+    let executions = fixture.store.list_executions(automation.id, Page { before: None, limit: 10 }).await.unwrap();
+    assert_eq!(executions.len(), 1);
+    let execution = &executions[0];
+    assert_eq!(execution.state, ExecutionState::Failed);
+    assert_eq!(execution.request_body, None);
+    let error = execution.last_error.as_deref().unwrap();
+    assert!(error.contains(&MAX_RENDERED_BYTES.to_string()), "{error}");
 }

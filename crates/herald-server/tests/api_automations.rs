@@ -503,6 +503,7 @@ async fn executions_listed_after_evaluation() {
     assert_eq!(first["integration"], Value::Null);
     assert_eq!(first["attempt_count"], 0);
     assert!(first["event_data"].is_object());
+    assert!(first.get("request_body").is_none(), "lists leave the body to the detail: {first}");
     let ids: Vec<&str> = executions.iter().map(|execution| execution["id"].as_str().unwrap()).collect();
     let mut sorted = ids.clone();
     sorted.sort_unstable_by(|a, b| b.cmp(a));
@@ -511,6 +512,7 @@ async fn executions_listed_after_evaluation() {
     let detail = expect(admin.get(&format!("/executions/{}", ids[0])).await, 200).body;
     assert_eq!(detail["id"], ids[0]);
     assert_eq!(detail["attempts"], json!([]));
+    assert_eq!(detail["request_body"], Value::Null, "a NO_OP sends no body");
     assert_eq!(detail["state"], "succeeded");
 
     let page_one = expect(admin.get(&format!("/automations/{id}/executions?limit=2")).await, 200);

@@ -18,8 +18,8 @@ pub async fn insert_execution(connection: &mut PgConnection, execution: &NewExec
     sqlx::query(
         "INSERT INTO executions (id, automation_id, automation_name, revision, event_seq, event_line, event_type,
                                  run_id, state, action_type, integration_id, request_body, event_data,
-                                 skip_reason, next_attempt_at, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16)
+                                 skip_reason, last_error, next_attempt_at, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17)
          ON CONFLICT DO NOTHING",
     )
     .bind(execution.id.0)
@@ -36,6 +36,7 @@ pub async fn insert_execution(connection: &mut PgConnection, execution: &NewExec
     .bind(&execution.request_body)
     .bind(execution.event_data.to_string())
     .bind(&execution.skip_reason)
+    .bind(&execution.error)
     .bind(next_attempt_at)
     .bind(execution.created_at.millis())
     .execute(connection)

@@ -18,8 +18,8 @@ pub fn insert_execution(connection: &Connection, execution: &NewExecution) -> St
         .prepare_cached(
             "INSERT INTO executions (id, automation_id, automation_name, revision, event_seq, event_line, event_type,
                                      run_id, state, action_type, integration_id, request_body, event_data,
-                                     skip_reason, next_attempt_at, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?16)
+                                     skip_reason, last_error, next_attempt_at, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?17)
              ON CONFLICT DO NOTHING",
         )
         .and_then(|mut statement| {
@@ -38,6 +38,7 @@ pub fn insert_execution(connection: &Connection, execution: &NewExecution) -> St
                 execution.request_body,
                 execution.event_data.to_string(),
                 execution.skip_reason,
+                execution.error,
                 next_attempt_at,
                 execution.created_at.millis(),
             ])

@@ -221,6 +221,7 @@ pub fn pending_execution(automation: &Automation, run: RunId, created_at: Timest
         request_body: Some(format!(r#"{{"line": {line}}}"#)),
         event_data: json!({"step": line.to_string()}),
         skip_reason: None,
+        error: None,
         created_at,
     }
 }

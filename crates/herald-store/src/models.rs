@@ -400,7 +400,8 @@ pub struct NewExecution {
     pub event_type: String,
     /// The run it concerns.
     pub run_id: Option<RunId>,
-    /// Pending for deliveries, succeeded for no-ops, skipped for crossings in a cooldown.
+    /// Pending for deliveries, succeeded for no-ops, skipped for crossings in a cooldown,
+    /// failed for a delivery that cannot be made.
     pub state: ExecutionState,
     /// W&B's action type, such as `GENERIC_WEBHOOK`.
     pub action_type: String,
@@ -412,6 +413,9 @@ pub struct NewExecution {
     pub event_data: Value,
     /// Why a skipped execution did not act.
     pub skip_reason: Option<String>,
+    /// Why an execution recorded as failed could not be delivered at all, such as a rendered
+    /// body over the size limit. It becomes the execution's `last_error`.
+    pub error: Option<String>,
     /// When it was recorded, which is the event's time.
     pub created_at: Timestamp,
 }

@@ -46,8 +46,6 @@ pub struct ExecutionOut {
     pub action_type: String,
     /// The integration's current name, or null for actions without one and once it is deleted.
     pub integration: Option<String>,
-    /// The rendered request body, exactly as sent. It never contains a secret.
-    pub request_body: Option<String>,
     /// The template variables of the event.
     #[schema(value_type = Object)]
     pub event_data: Value,
@@ -76,6 +74,9 @@ pub struct ExecutionDetailOut {
     /// The execution.
     #[serde(flatten)]
     pub execution: ExecutionOut,
+    /// The rendered request body, exactly as sent. It never contains a secret. Only this
+    /// response has it, because a list of bodies of up to 1 MiB each would be too large.
+    pub request_body: Option<String>,
     /// The attempts, oldest first.
     pub attempts: Vec<AttemptOut>,
 }
@@ -233,8 +234,10 @@ pub async fn get(
     require_project_access(&state, &caller, project, Role::Viewer).await?;
 
     let attempts = state.store.list_attempts(id).await?;
+    let request_body = execution.request_body.clone();
     let execution = execution_out(&mut Lookup::new(&state), execution).await?;
-    Ok(Json(ExecutionDetailOut { execution, attempts: attempts.into_iter().map(AttemptOut::from).collect() }))
+    let attempts = attempts.into_iter().map(AttemptOut::from).collect();
+    Ok(Json(ExecutionDetailOut { execution, request_body, attempts }))
 }
 
 async fn execution_out(lookup: &mut Lookup<'_>, execution: Execution) -> ApiResult<ExecutionOut> {
@@ -251,7 +254,6 @@ async fn execution_out(lookup: &mut Lookup<'_>, execution: Execution) -> ApiResu
         state: execution.state,
         action_type: execution.action_type,
         integration,
-        request_body: execution.request_body,
         event_data: execution.event_data,
         skip_reason: execution.skip_reason,
         attempt_count: execution.attempt_count,
