@@ -196,12 +196,7 @@ async fn load_secret_key(config: &Config, store: &dyn Store) -> anyhow::Result<S
              set HERALD_SECRET_KEY (or secret_key) to the original key, or restore that file",
             key_file.display()
         ),
-        (None, false) => {
-            let key = SecretKey::generate();
-            write_private_file(&key_file, &format!("{}\n", key.to_base64()))?;
-            tracing::info!(path = %key_file.display(), "generated the secret key; back it up with the data directory");
-            key
-        }
+        (None, false) => return generate_secret_key(store, &key_file).await,
     };
 
     let check = store.insert_setting_if_absent(SECRET_KEY_CHECK_SETTING, &key.check_value()).await?;
@@ -212,6 +207,37 @@ async fn load_secret_key(config: &Config, store: &dyn Store) -> anyhow::Result<S
             key_file.display()
         );
     }
+    Ok(key)
+}
+
+/// Generates the secret key of a new store. The key is written to a temporary file first,
+/// then recorded in the store, then the file is renamed into place, so that neither a failed
+/// write nor a second process starting at the same moment leaves a key file that the store
+/// does not accept, or a store whose key is in no file.
+async fn generate_secret_key(store: &dyn Store, key_file: &Path) -> anyhow::Result<SecretKey> {
+    let key = SecretKey::generate();
+    let pending = key_file.with_extension("new");
+    write_private_file(&pending, &format!("{}\n", key.to_base64()))?;
+
+    let check = match store.insert_setting_if_absent(SECRET_KEY_CHECK_SETTING, &key.check_value()).await {
+        Ok(check) => check,
+        Err(error) => {
+            remove_unused_key(&pending);
+            return Err(error.into());
+        }
+    };
+    if check != key.check_value() {
+        remove_unused_key(&pending);
+        bail!(
+            "another Herald process set up this store at the same moment with its own secret key; copy \
+             that process's secret-key file to {} or set HERALD_SECRET_KEY to its key, then start again",
+            key_file.display()
+        );
+    }
+
+    std::fs::rename(&pending, key_file)
+        .with_context(|| format!("failed to move the secret key to {}", key_file.display()))?;
+    tracing::info!(path = %key_file.display(), "generated the secret key; back it up with the data directory");
     Ok(key)
 }
 
@@ -271,7 +297,7 @@ async fn bootstrap(config: &Config, store: &dyn Store) -> anyhow::Result<()> {
 
 fn remove_unused_key(path: &Path) {
     if let Err(error) = std::fs::remove_file(path) {
-        tracing::warn!(%error, path = %path.display(), "failed to remove an admin key that was not used");
+        tracing::warn!(%error, path = %path.display(), "failed to remove a generated key that was not used");
     }
 }
 
@@ -378,5 +404,43 @@ impl SignalListener {
             tracing::info!("received Ctrl-C, shutting down");
         }
         shutdown.cancel();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sqlite(dir: &Path) -> SqliteStore {
+        SqliteStore::open(SqliteOptions::new(dir.join("herald.db"))).unwrap()
+    }
+
+    #[tokio::test]
+    async fn losing_the_key_race_leaves_no_key_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = sqlite(dir.path());
+        // Another process recorded its key between our read of the setting and our insert.
+        let other = SecretKey::generate();
+        store.insert_setting_if_absent(SECRET_KEY_CHECK_SETTING, &other.check_value()).await.unwrap();
+
+        let key_file = dir.path().join("secret-key");
+        let error = generate_secret_key(&store, &key_file).await.unwrap_err();
+
+        assert!(error.to_string().contains("another Herald process"), "{error}");
+        assert!(!key_file.exists());
+        assert!(!key_file.with_extension("new").exists());
+    }
+
+    #[tokio::test]
+    async fn generated_key_is_saved_and_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = sqlite(dir.path());
+        let key_file = dir.path().join("secret-key");
+
+        let key = generate_secret_key(&store, &key_file).await.unwrap();
+
+        let saved = SecretKey::from_base64(&std::fs::read_to_string(&key_file).unwrap()).unwrap();
+        assert_eq!(saved.check_value(), key.check_value());
+        assert_eq!(store.setting(SECRET_KEY_CHECK_SETTING).await.unwrap(), Some(key.check_value()));
     }
 }
