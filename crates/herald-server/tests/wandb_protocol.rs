@@ -337,6 +337,27 @@ async fn unknown_field_is_400() {
     assert!(body["errors"][0]["message"].as_str().unwrap().contains("shoeSize"), "{body}");
 }
 
+#[tokio::test]
+async fn deeply_nested_query_is_400_and_server_survives() {
+    let server = TestServer::start().await;
+    let client = reqwest::Client::new();
+    let query = format!("query {{ viewer(x: {}1{}) {{ id }} }}", "[".repeat(2_000), "]".repeat(2_000));
+
+    let response = client
+        .post(format!("{}/graphql", server.url))
+        .basic_auth("api", Some(&server.admin_key))
+        .json(&json!({ "query": query }))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["errors"][0]["extensions"]["code"], "invalid_graphql");
+    let health = client.get(format!("{}/healthz", server.url)).send().await.unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+}
+
 // UpsertBucket.
 
 #[tokio::test]

@@ -76,6 +76,7 @@ fn parse_request(body: &[u8]) -> ApiResult<async_graphql::Request> {
         ))
     })?;
 
+    check_nesting(&body.query)?;
     let mut request = async_graphql::Request::new(body.query);
     match body.variables {
         None | Some(Value::Null) => {}
@@ -97,6 +98,56 @@ fn parse_request(body: &[u8]) -> ApiResult<async_graphql::Request> {
         request = request.operation_name(name);
     }
     Ok(request)
+}
+
+/// The deepest nesting of brackets, braces and parentheses that a query may have. The SDK's
+/// documents nest about 10 deep. The GraphQL parser recurses once per level of a nested
+/// argument value, so a few thousand levels in a 4 KB query would overflow its stack and
+/// abort the whole process; the check runs before the parser sees the text.
+const MAX_QUERY_NESTING: usize = 64;
+
+/// Rejects a query whose `{`, `[` or `(` nest deeper than [`MAX_QUERY_NESTING`], counting
+/// outside strings and comments.
+fn check_nesting(query: &str) -> ApiResult<()> {
+    let bytes = query.as_bytes();
+    let mut depth = 0usize;
+    let mut index = 0;
+    while index < bytes.len() {
+        match bytes[index] {
+            b'#' => {
+                while index < bytes.len() && bytes[index] != b'\n' {
+                    index += 1;
+                }
+            }
+            b'"' if bytes[index..].starts_with(b"\"\"\"") => {
+                index += 3;
+                while index < bytes.len() && !bytes[index..].starts_with(b"\"\"\"") {
+                    index += if bytes[index..].starts_with(b"\\\"\"\"") { 4 } else { 1 };
+                }
+                index += 2;
+            }
+            b'"' => {
+                index += 1;
+                while index < bytes.len() && bytes[index] != b'"' && bytes[index] != b'\n' {
+                    index += if bytes[index] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b'{' | b'[' | b'(' => {
+                depth += 1;
+                if depth > MAX_QUERY_NESTING {
+                    return Err(ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_graphql",
+                        format!("the GraphQL query nests deeper than {MAX_QUERY_NESTING} levels; flatten it"),
+                    ));
+                }
+            }
+            b'}' | b']' | b')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        index += 1;
+    }
+    Ok(())
 }
 
 /// Renders a GraphQL response. The first error decides the status, and `data` is null
@@ -174,6 +225,32 @@ mod tests {
         assert_eq!(request.operation_name, None);
         let request = parse_request(br#"{"query":"query A { viewer { id } }","operationName":"A"}"#).unwrap();
         assert_eq!(request.operation_name.as_deref(), Some("A"));
+    }
+
+    #[test]
+    fn deep_argument_nesting_is_rejected() {
+        let deep = format!("query {{ viewer(x: {}1{}) {{ id }} }}", "[".repeat(2_000), "]".repeat(2_000));
+        let body = serde_json::to_vec(&json!({ "query": deep })).unwrap();
+        let error = parse_request(&body).unwrap_err();
+        assert_eq!(error.status, StatusCode::BAD_REQUEST);
+        assert_eq!(error.code, "invalid_graphql");
+
+        let object = format!("query {{ viewer(x: {}1{}) {{ id }} }}", "{a:".repeat(1_500), "}".repeat(1_500));
+        let body = serde_json::to_vec(&json!({ "query": object })).unwrap();
+        assert!(parse_request(&body).is_err());
+    }
+
+    #[test]
+    fn brackets_in_strings_and_comments_do_not_count() {
+        let text = format!(
+            "# {}\nquery {{ viewer(a: \"{}\", b: \"\"\"{}\"\"\") {{ id }} }}",
+            "[".repeat(100),
+            "{".repeat(100),
+            "(".repeat(100)
+        );
+        assert!(check_nesting(&text).is_ok());
+        assert!(check_nesting(&format!("{}{}", "{".repeat(64), "}".repeat(64))).is_ok());
+        assert!(check_nesting(&"{".repeat(65)).is_err());
     }
 
     #[test]
