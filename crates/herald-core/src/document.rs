@@ -119,3 +119,63 @@ impl<'a> ObjectReader<'a> {
         ValidationError::invalid(self.path_of(key), format!("expected {expected}, got {}", quote_value(value)))
     }
 }
+
+/// The deepest nesting that a user document may have inside a stored automation: a payload
+/// template or a run filter. Stored revisions wrap them two levels deeper, and readers of
+/// JSON, such as `serde_json` with its limit of 128, refuse documents nested deeper than
+/// they allow, so an unchecked template could be saved and then never read back.
+pub const MAX_NESTING: usize = 32;
+
+/// Returns how deeply objects and arrays nest in `value`: 0 for a scalar, 1 for a flat object.
+/// It walks with an explicit stack, so no input can exhaust the call stack.
+pub fn nesting_depth(value: &Value) -> usize {
+    let mut deepest = 0;
+    let mut pending = vec![(value, 0usize)];
+    while let Some((value, depth)) = pending.pop() {
+        let children: Box<dyn Iterator<Item = &Value>> = match value {
+            Value::Object(object) => Box::new(object.values()),
+            Value::Array(items) => Box::new(items.iter()),
+            _ => continue,
+        };
+        deepest = deepest.max(depth + 1);
+        pending.extend(children.map(|child| (child, depth + 1)));
+    }
+    deepest
+}
+
+/// Fails when `value` nests deeper than [`MAX_NESTING`].
+pub fn check_nesting(value: &Value, field: &str) -> Result<(), ValidationError> {
+    let depth = nesting_depth(value);
+    if depth <= MAX_NESTING {
+        return Ok(());
+    }
+    Err(ValidationError::invalid(
+        field,
+        format!("{field} nests objects and arrays {depth} levels deep; use at most {MAX_NESTING}"),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn depth_counts_objects_and_arrays() {
+        assert_eq!(nesting_depth(&json!(1)), 0);
+        assert_eq!(nesting_depth(&json!({"a": 1})), 1);
+        assert_eq!(nesting_depth(&json!({"a": [1, {"b": []}]})), 4);
+    }
+
+    #[test]
+    fn deep_documents_are_rejected() {
+        let mut deep = json!(1);
+        for _ in 0..MAX_NESTING {
+            deep = json!([deep]);
+        }
+        assert!(check_nesting(&deep, "x").is_ok());
+        let error = check_nesting(&json!([deep]), "x").unwrap_err();
+        assert_eq!(error.field, "x");
+        assert!(error.detail.contains("33 levels"), "{}", error.detail);
+    }
+}

@@ -83,6 +83,7 @@ pub const RUN_FIELDS: FieldSet = FieldSet {
 impl Filter {
     /// Parses and validates a filter. `field` is the dotted path used in error messages.
     pub fn parse(value: &Value, field: &str, fields: &FieldSet) -> Result<Self, ValidationError> {
+        crate::document::check_nesting(value, field)?;
         let node = parse_filter(value, field, fields)?;
         Ok(Self { source: value.clone(), node })
     }

@@ -126,6 +126,7 @@ impl PayloadTemplate {
             ));
         }
         check_size(&document, field)?;
+        crate::document::check_nesting(&document, field)?;
         let references = validate_value(&document, field)?;
         if references > MAX_TEMPLATE_VARIABLES {
             return Err(ValidationError::new(

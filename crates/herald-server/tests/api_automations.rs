@@ -137,6 +137,24 @@ fn invalid_cases() -> Vec<InvalidCase> {
             "event.run_filter",
             "",
         ),
+        (
+            "deeply nested payload",
+            |doc| doc["action"]["request_payload"] = nested(40),
+            "action.request_payload",
+            "invalid_value",
+        ),
+        (
+            "deeply nested payload string",
+            |doc| doc["action"]["request_payload"] = json!(nested(40).to_string()),
+            "action.request_payload",
+            "invalid_value",
+        ),
+        (
+            "deeply nested run filter",
+            |doc| doc["event"]["run_filter"] = json!({"$and": [nested_filter(40)]}),
+            "event.run_filter",
+            "invalid_value",
+        ),
         ("negative cooldown", |doc| doc["cooldown_seconds"] = json!(-1), "cooldown_seconds", "invalid_value"),
         ("missing name", |doc| doc["name"] = Value::Null, "name", "missing_field"),
         ("dot project name", |doc| doc["scope"]["project"] = json!(".."), "scope.project", "invalid_value"),
@@ -165,6 +183,24 @@ fn invalid_cases() -> Vec<InvalidCase> {
             "invalid_value",
         ),
     ]
+}
+
+/// Returns an object with `depth` levels of nested arrays under its key.
+fn nested(depth: usize) -> Value {
+    let mut value = json!("${run_name}");
+    for _ in 1..depth {
+        value = json!([value]);
+    }
+    json!({"deep": value})
+}
+
+/// Returns a run filter of `depth` nested `$and` lists.
+fn nested_filter(depth: usize) -> Value {
+    let mut filter = json!({"display_name": "x"});
+    for _ in 0..depth {
+        filter = json!({"$and": [filter]});
+    }
+    filter
 }
 
 #[track_caller]
