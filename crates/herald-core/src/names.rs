@@ -43,7 +43,9 @@ pub fn validate_project_name(field: &str, name: &str) -> Result<(), ValidationEr
         && name.trim() == name
         && name != "."
         && name != ".."
-        && !name.chars().any(|c| c.is_control() || matches!(c, '/' | '\\' | '#' | '?' | '%' | ':'));
+        && !name
+            .chars()
+            .any(|c| c.is_control() || is_invisible_format(c) || matches!(c, '/' | '\\' | '#' | '?' | '%' | ':'));
     if valid {
         return Ok(());
     }
@@ -51,7 +53,8 @@ pub fn validate_project_name(field: &str, name: &str) -> Result<(), ValidationEr
         field,
         format!(
             "invalid project name {name:?}; use 1 to {MAX_PROJECT_NAME} characters without \
-             '/', '\\', '#', '?', '%', ':', control characters or surrounding spaces, other than \".\" and \"..\""
+             '/', '\\', '#', '?', '%', ':', control or invisible formatting characters or surrounding \
+             spaces, other than \".\" and \"..\""
         ),
     ))
 }
@@ -99,7 +102,7 @@ pub fn validate_automation_name(field: &str, name: &str) -> Result<(), Validatio
     let valid = !name.is_empty()
         && name.chars().count() <= MAX_AUTOMATION_NAME
         && name.trim() == name
-        && !name.chars().any(char::is_control)
+        && !name.chars().any(|c| c.is_control() || is_invisible_format(c))
         && uuid::Uuid::parse_str(name).is_err();
     if valid {
         return Ok(());
@@ -111,6 +114,21 @@ pub fn validate_automation_name(field: &str, name: &str) -> Result<(), Validatio
              without control characters or surrounding spaces, not shaped like a UUID"
         ),
     ))
+}
+
+/// Returns true if and only if `c` is an invisible formatting character: zero-width spaces and
+/// joiners, bidirectional controls, the soft hyphen and the byte order mark. Names with them
+/// look the same as names without them, so `prod` and `prod` followed by a zero-width space
+/// would be two projects that people cannot tell apart.
+//
+// NOTE: names are not Unicode-normalized, so "café" written with a combining accent and with a
+// precomposed é are still two different names.
+pub fn is_invisible_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206F}' | '\u{FEFF}'
+    )
 }
 
 #[cfg(test)]
@@ -152,6 +170,14 @@ mod tests {
         assert!(validate_integration_name("name", "my hook-2").is_ok());
         assert!(validate_integration_name("name", "two  spaces").is_err());
         assert!(validate_integration_name("name", "slash/no").is_err());
+    }
+
+    #[test]
+    fn invisible_characters_are_rejected() {
+        assert!(validate_project_name("name", "prod\u{200B}").is_err());
+        assert!(validate_project_name("name", "\u{202E}dorp").is_err());
+        assert!(validate_automation_name("name", "loss\u{FEFF}").is_err());
+        assert!(validate_project_name("name", "café").is_ok());
     }
 
     #[test]

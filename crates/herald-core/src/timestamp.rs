@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use time::OffsetDateTime;
+use time::macros::format_description;
 use time::format_description::well_known::Rfc3339;
 
 /// A point in time, in milliseconds since the Unix epoch (UTC).
@@ -38,11 +39,13 @@ impl Timestamp {
         Self(self.0.saturating_add(millis))
     }
 
-    /// Formats the time as RFC 3339 in UTC, for example `2026-12-04T21:00:00.123Z`.
+    /// Formats the time as RFC 3339 in UTC with exactly three fractional digits, for example
+    /// `2026-12-04T21:00:00.120Z`, so that times line up in tables and sort as text.
     pub fn to_rfc3339(self) -> String {
+        let format = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
         let nanos = i128::from(self.0) * 1_000_000;
         match OffsetDateTime::from_unix_timestamp_nanos(nanos) {
-            Ok(datetime) => datetime.format(&Rfc3339).unwrap_or_else(|_| self.0.to_string()),
+            Ok(datetime) => datetime.format(&format).unwrap_or_else(|_| self.0.to_string()),
             Err(_) => self.0.to_string(),
         }
     }
@@ -84,6 +87,12 @@ mod tests {
         let text = time.to_rfc3339();
         assert_eq!(text, "2025-12-04T21:00:00.123Z");
         assert_eq!(Timestamp::parse_rfc3339(&text), Some(time));
+    }
+
+    #[test]
+    fn fraction_always_has_three_digits() {
+        assert_eq!(Timestamp(1_764_882_000_000).to_rfc3339(), "2025-12-04T21:00:00.000Z");
+        assert_eq!(Timestamp(1_764_882_000_500).to_rfc3339(), "2025-12-04T21:00:00.500Z");
     }
 
     #[test]

@@ -82,6 +82,11 @@ async fn invalid_secret_values_are_422() {
     assert_eq!(number.field(), "value");
     assert!(!number.detail().contains("123456789"), "the value is not quoted: {}", number.detail());
 
+    let crlf = admin.put("/teams/ml/secrets/TOKEN", json!({"value": "tok-crlf\r\n"})).await;
+    assert_eq!(crlf.status, 422);
+    assert_eq!(crlf.field(), "value");
+    assert!(!crlf.detail().contains("tok-crlf"), "the value is not quoted: {}", crlf.detail());
+
     let missing = admin.put("/teams/ml/secrets/TOKEN", json!({})).await;
     assert_eq!(missing.status, 422);
     assert_eq!(missing.code(), "missing_field");

@@ -574,3 +574,13 @@ async fn missing_or_wrong_key_is_explained() {
     .await;
     assert!(flag.success, "--api-key works too: {}", flag.stderr);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn empty_automation_input_is_named() {
+    let server = Server::start().await;
+
+    let empty = server.herald_with_stdin(&["automation", "create", "-f", "-"], "\n").await;
+
+    assert!(!empty.success);
+    assert!(empty.stderr.contains("standard input is empty"), "{}", empty.stderr);
+}

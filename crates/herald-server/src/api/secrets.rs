@@ -71,6 +71,14 @@ impl ReadBody for SecretIn {
         if value.is_empty() {
             return Err(ValidationError::invalid("value", "value is empty; give the secret's value"));
         }
+        // An access token travels in an HTTP header, which cannot carry control characters,
+        // so such a value would fail every delivery that uses it.
+        if value.chars().any(char::is_control) {
+            return Err(ValidationError::invalid(
+                "value",
+                "value contains a control character, such as a line break or a carriage return; remove it",
+            ));
+        }
         if value.len() > MAX_SECRET_BYTES {
             return Err(ValidationError::invalid(
                 "value",

@@ -186,6 +186,9 @@ fn read_document(file: &str) -> anyhow::Result<Value> {
         std::fs::read_to_string(file).with_context(|| format!("failed to read {file}"))?
     };
     let source = if file == "-" { "standard input" } else { file };
+    if text.trim().is_empty() {
+        bail!("{source} is empty; give an automation document in JSON or YAML (see docs/automations.md)");
+    }
 
     let extension = Path::new(file).extension().and_then(|extension| extension.to_str()).map(str::to_ascii_lowercase);
     match extension.as_deref() {
