@@ -5,6 +5,7 @@
 //! happens next (success, a retry at a later time, or failure).
 //!
 //! - [`service`]: the dispatcher loop, [`service::run`].
+//! - `in_flight`: the attempts in flight, and the cap on those of one integration.
 //! - [`settings`]: [`DispatchSettings`], the timeouts, retry schedule and concurrency.
 //! - [`client`]: the HTTP client, with no redirects, no proxy, a resolver that applies the
 //!   network guard, and a cap on the response body read.
@@ -17,6 +18,7 @@
 
 pub mod client;
 mod deliver;
+mod in_flight;
 pub mod network;
 pub mod redact;
 pub mod retry;

@@ -26,6 +26,8 @@
 //!
 //! A stored body is cut to a maximum length. When the cut splits a secret in any of these
 //! forms, the part of it before the cut is removed too, so no prefix of a form is stored.
+//! When the cut splits a [`REDACTED`] marker, the body ends before the marker instead, so a
+//! stored body never ends in a piece of one such as `[REDA`.
 
 mod forms;
 
@@ -113,13 +115,15 @@ impl Redactor {
     /// `body` is what was read, and `more_follows` is true when the response went on
     /// beyond it. The result is decoded as UTF-8, with invalid sequences replaced by U+FFFD. When
     /// the text is cut, a character split by the cut is dropped, and so is any tail that is
-    /// the start of a secret's form.
+    /// the start of a secret's form. A cut through a [`REDACTED`] marker moves to the start of
+    /// the marker. That also applies to the same text sent by the receiver, which then loses
+    /// at most 9 more bytes.
     pub fn redact_response_body(&self, body: &[u8], more_follows: bool, max_len: usize) -> String {
         let redacted = self.redact_bytes(body);
         let mut bytes: &[u8] = &redacted;
         let cut = more_follows || bytes.len() > max_len;
         if bytes.len() > max_len {
-            bytes = &bytes[..max_len];
+            bytes = &bytes[..end_outside_marker(bytes, max_len)];
         }
         if cut {
             bytes = self.without_secret_prefix_at_end(bytes);
@@ -133,7 +137,7 @@ impl Redactor {
             while !text.is_char_boundary(end) {
                 end -= 1;
             }
-            text.truncate(end);
+            text.truncate(end_outside_marker(text.as_bytes(), end));
         }
         text
     }
@@ -190,6 +194,15 @@ impl std::fmt::Debug for Redactor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Redactor {{ forms: {} }}", self.forms.len())
     }
+}
+
+/// Returns where to cut `bytes` so that the result is at most `end` bytes long and splits no
+/// [`REDACTED`] marker: `end` itself, or the start of a marker that straddles it. Since the
+/// marker is ASCII, its start is a UTF-8 character boundary.
+fn end_outside_marker(bytes: &[u8], end: usize) -> usize {
+    let marker = REDACTED.as_bytes();
+    let first_straddling = end.saturating_sub(marker.len() - 1);
+    (first_straddling..end).find(|&start| bytes[start..].starts_with(marker)).unwrap_or(end)
 }
 
 /// Drops an incomplete UTF-8 sequence at the end, which a cut leaves behind. Invalid bytes
@@ -323,10 +336,40 @@ mod tests {
         let redactor = redactor(&["SECRETVALUE"]);
         let body = b"0123456789SECRET";
         assert_eq!(redactor.redact_response_body(body, true, 100), "0123456789");
-        // A secret wholly inside the read bytes is replaced before the cut, which may then
-        // split the replacement but never the secret.
+        // A secret wholly inside the read bytes is replaced before the cut, and a cut through
+        // the replacement moves to its start.
         let body = b"0123456789SECRETVALUE and more";
-        assert_eq!(redactor.redact_response_body(body, false, 14), "0123456789[RED");
+        assert_eq!(redactor.redact_response_body(body, false, 14), "0123456789");
+    }
+
+    #[test]
+    fn cut_at_stored_limit_keeps_marker_whole() {
+        let redactor = redactor(&["tok-0123456789"]);
+        let limit = crate::client::MAX_STORED_RESPONSE_BYTES;
+        // The token starts at `start`, so that the limit falls before, inside and after its
+        // marker.
+        for start in limit - 12..=limit {
+            let before = format!("{}Bearer ", "a".repeat(start - 7));
+            let body = format!("{before}tok-0123456789 and more");
+            let stored = redactor.redact_response_body(body.as_bytes(), true, limit);
+            let redacted = format!("{before}{REDACTED} and more");
+            assert!(redacted.starts_with(&stored), "token at {start}: {:?}", &stored[before.len() - 7..]);
+            if start + REDACTED.len() <= limit {
+                assert!(stored.starts_with(&format!("{before}{REDACTED}")), "token at {start}: the marker was cut");
+            } else {
+                assert_eq!(stored, before, "token at {start}");
+            }
+        }
+    }
+
+    #[test]
+    fn lossy_decoding_keeps_marker_whole() {
+        // Four invalid bytes become four U+FFFD of 3 bytes each, which pushes the marker
+        // across the limit only after decoding.
+        let redactor = redactor(&["SECRETVALUE"]);
+        let body = [&[0xff; 4][..], b"SECRETVALUE tail"].concat();
+        assert_eq!(redactor.redact_response_body(&body, false, 16), "\u{fffd}".repeat(4));
+        assert_eq!(redactor.redact_response_body(&body, false, 22), format!("{}{REDACTED}", "\u{fffd}".repeat(4)));
     }
 
     #[test]
@@ -352,6 +395,19 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn stored_body_never_ends_in_split_marker(
+            secret in "[a-zA-Z0-9]{4,24}",
+            before in "[ -Z\\\\-~]{0,64}",
+            max_len in 0usize..120,
+        ) {
+            let redactor = redactor(&[&secret]);
+            let body = format!("{before}{secret}{before}");
+            let stored = redactor.redact_response_body(body.as_bytes(), false, max_len);
+            let without_whole_markers = stored.replace(REDACTED, "");
+            prop_assert!(!without_whole_markers.contains('['), "stored {:?} splits a marker", stored);
+        }
+
         #[test]
         fn stored_body_never_contains_secret(
             secret in "[a-zA-Z0-9]{4,24}",

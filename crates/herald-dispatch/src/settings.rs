@@ -19,6 +19,11 @@ pub struct DispatchSettings {
     pub retry_schedule: Vec<Duration>,
     /// Maximum number of attempts in flight at once.
     pub concurrency: usize,
+    /// Maximum number of attempts in flight at once to one integration, so that a receiver
+    /// that responds slowly or not at all occupies at most this many of the `concurrency`
+    /// slots. The executions of an integration at this cap stay due and unclaimed until one of
+    /// its attempts finishes.
+    pub per_integration_concurrency: usize,
     /// Maximum number of executions claimed from the store at once.
     pub batch_size: usize,
     /// How long a claim lasts. When a dispatcher stops without recording an attempt, its
@@ -40,6 +45,7 @@ impl Default for DispatchSettings {
             connect_timeout: Duration::from_secs(5),
             retry_schedule: [5, 30, 120, 600, 3600].into_iter().map(Duration::from_secs).collect(),
             concurrency: 64,
+            per_integration_concurrency: 8,
             batch_size: 64,
             lease: timeout + Duration::from_secs(30),
             poll_interval: Duration::from_secs(1),
@@ -71,6 +77,9 @@ impl DispatchSettings {
         if self.concurrency == 0 {
             return invalid("concurrency", "must be at least 1, such as 64".into());
         }
+        if self.per_integration_concurrency == 0 {
+            return invalid("per_integration_concurrency", "must be at least 1, such as 8".into());
+        }
         if self.batch_size == 0 {
             return invalid("batch_size", "must be at least 1, such as 64".into());
         }
@@ -101,6 +110,7 @@ impl DispatchSettings {
                 "timeout" => self.timeout = DispatchSettings::default().timeout,
                 "connect_timeout" => self.connect_timeout = DispatchSettings::default().connect_timeout,
                 "concurrency" => self.concurrency = 1,
+                "per_integration_concurrency" => self.per_integration_concurrency = 1,
                 "batch_size" => self.batch_size = 1,
                 "poll_interval" => self.poll_interval = DispatchSettings::default().poll_interval,
                 _ => self.lease = self.timeout + MIN_LEASE_MARGIN,
@@ -133,9 +143,24 @@ mod tests {
 
     #[test]
     fn zero_concurrency_is_corrected_to_one() {
-        let settings = DispatchSettings { concurrency: 0, batch_size: 0, ..DispatchSettings::default() };
+        let settings = DispatchSettings {
+            concurrency: 0,
+            per_integration_concurrency: 0,
+            batch_size: 0,
+            ..DispatchSettings::default()
+        };
         assert_eq!(settings.validate().unwrap_err().field, "concurrency");
         let corrected = settings.corrected();
-        assert_eq!((corrected.concurrency, corrected.batch_size), (1, 1));
+        assert_eq!(corrected.concurrency, 1);
+        assert_eq!(corrected.per_integration_concurrency, 1);
+        assert_eq!(corrected.batch_size, 1);
+    }
+
+    #[test]
+    fn zero_per_integration_concurrency_is_invalid() {
+        let settings = DispatchSettings { per_integration_concurrency: 0, ..DispatchSettings::default() };
+        let error = settings.validate().unwrap_err();
+        assert_eq!(error.field, "per_integration_concurrency");
+        assert!(error.detail.contains("at least 1"), "{error}");
     }
 }

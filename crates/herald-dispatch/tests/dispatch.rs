@@ -443,7 +443,7 @@ async fn lapsed_lease_is_reclaimed() {
     // A dispatcher claims the execution and crashes before recording an attempt.
     let lease = Duration::from_millis(300);
     let claimed_at = SystemTime::now();
-    let crashed = fixture.store.claim_due_executions(Timestamp::now(), 10, lease).await.unwrap();
+    let crashed = fixture.store.claim_due_executions(Timestamp::now(), 10, lease, &[]).await.unwrap();
     assert_eq!(crashed.len(), 1);
     assert_eq!(fixture.execution(fired.execution).await.state, ExecutionState::Delivering);
 
@@ -592,4 +592,123 @@ async fn short_retry_does_not_wait_for_poll() {
     let received = receiver.received();
     let gap = received[1].at.duration_since(received[0].at).unwrap();
     assert!(gap < Duration::from_millis(500), "the retry waited {gap:?}");
+}
+
+/// Polls until `receiver` has seen `count` requests, and fails the test after `within`.
+async fn wait_for_requests(receiver: &Receiver, count: usize, within: Duration) {
+    let deadline = std::time::Instant::now() + within;
+    while receiver.count() < count {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} requests after {within:?}, expected {count}",
+            receiver.count()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Returns how many of `ids` are in each state, as (pending, delivering).
+async fn pending_and_delivering(fixture: &Fixture, ids: &[herald_core::ids::ExecutionId]) -> (usize, usize) {
+    let mut counts = (0, 0);
+    for id in ids {
+        match fixture.execution(*id).await.state {
+            ExecutionState::Pending => counts.0 += 1,
+            ExecutionState::Delivering => counts.1 += 1,
+            other => panic!("execution {id} is {other}"),
+        }
+    }
+    counts
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_integration_leaves_slots_to_others() {
+    let fixture = Fixture::new().await;
+    let hanging = Receiver::start(Reply::Hang).await;
+    let fast = Receiver::start(Reply::Status(200)).await;
+    let hanging_integration = fixture.integration(&hanging.url, None, None).await;
+    let fast_integration = fixture.integration(&fast.url, None, None).await;
+    let mut backlog = Vec::new();
+    for _ in 0..20 {
+        backlog.push(fixture.fire(&hanging_integration).await.execution);
+    }
+    let mut settings = fast_settings(&[]);
+    settings.per_integration_concurrency = 2;
+    settings.timeout = Duration::from_secs(5);
+    settings.lease = Duration::from_secs(15);
+    settings.shutdown_grace = Duration::from_millis(200);
+    let service = Service::start(&fixture, settings, loopback());
+    wait_for_requests(&hanging, 2, WAIT).await;
+
+    let fired = fixture.fire(&fast_integration).await;
+    service.wake.notify_one();
+    fixture.wait_for_state(fired.execution, ExecutionState::Succeeded, Duration::from_secs(1)).await;
+
+    assert_eq!(hanging.count(), 2, "the hanging receiver got more attempts than its cap");
+    assert_eq!(
+        pending_and_delivering(&fixture, &backlog).await,
+        (18, 2),
+        "executions beyond the cap were claimed instead of staying due"
+    );
+    service.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capped_integration_resumes_without_poll() {
+    let fixture = Fixture::new().await;
+    let slow = Receiver::start(Reply::Delay(Duration::from_millis(200))).await;
+    let integration = fixture.integration(&slow.url, None, None).await;
+    let mut backlog = Vec::new();
+    for _ in 0..4 {
+        backlog.push(fixture.fire(&integration).await.execution);
+    }
+    let mut settings = fast_settings(&[]);
+    settings.per_integration_concurrency = 1;
+    settings.poll_interval = Duration::from_secs(10);
+    let service = Service::start(&fixture, settings, loopback());
+
+    // Four attempts of 200 ms one after another, with no poll in between.
+    for id in &backlog {
+        fixture.wait_for_state(*id, ExecutionState::Succeeded, Duration::from_secs(3)).await;
+    }
+    service.stop().await;
+
+    let received = slow.received();
+    assert_eq!(received.len(), 4);
+    for pair in received.windows(2) {
+        let gap = pair[1].at.duration_since(pair[0].at).unwrap();
+        assert!(gap >= Duration::from_millis(190), "two attempts overlapped, {gap:?} apart");
+        assert!(gap < Duration::from_millis(700), "the next attempt waited {gap:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_beside_capped_backlog_is_on_time() {
+    let fixture = Fixture::new().await;
+    let hanging = Receiver::start(Reply::Hang).await;
+    let flaky = Receiver::start(Reply::Status(200)).await;
+    flaky.script([Reply::Status(500)]);
+    let hanging_integration = fixture.integration(&hanging.url, None, None).await;
+    let flaky_integration = fixture.integration(&flaky.url, None, None).await;
+    for _ in 0..3 {
+        fixture.fire(&hanging_integration).await;
+    }
+    let mut settings = fast_settings(&[300]);
+    settings.per_integration_concurrency = 1;
+    settings.poll_interval = Duration::from_secs(10);
+    settings.timeout = Duration::from_secs(5);
+    settings.lease = Duration::from_secs(15);
+    settings.shutdown_grace = Duration::from_millis(200);
+    let service = Service::start(&fixture, settings, loopback());
+    wait_for_requests(&hanging, 1, WAIT).await;
+
+    let fired = fixture.fire(&flaky_integration).await;
+    service.wake.notify_one();
+    fixture.wait_for_state(fired.execution, ExecutionState::Succeeded, Duration::from_secs(2)).await;
+    service.stop().await;
+
+    let received = flaky.received();
+    assert_eq!(received.len(), 2);
+    let gap = received[1].at.duration_since(received[0].at).unwrap();
+    assert!(gap < Duration::from_millis(800), "the retry waited {gap:?} for a poll");
+    assert_eq!(hanging.count(), 1, "the hanging receiver got more attempts than its cap");
 }

@@ -48,18 +48,26 @@ pub async fn insert_execution(connection: &mut PgConnection, execution: &NewExec
 /// Claims due executions. `FOR UPDATE SKIP LOCKED` makes a dispatcher in another process pass
 /// over the rows this one is claiming instead of waiting for them, so two claims never return
 /// the same execution and neither blocks the other.
+///
+/// The excluded integrations travel as one array parameter, so the statement text is the same
+/// for every claim. The planner still walks `executions_due` in due order and filters each row
+/// with `<> ALL`, which is true for an empty array. A NULL integration makes `<> ALL` NULL,
+/// so executions without an integration are kept by the `IS NULL` test.
 pub async fn claim_due_executions(
     connection: &mut PgConnection,
     now: Timestamp,
     limit_rows: usize,
     lease: Duration,
+    exclude: &[IntegrationId],
 ) -> StoreResult<Vec<ClaimedExecution>> {
     let token = uuid::Uuid::now_v7().to_string();
     let lease_end = now.plus(lease);
+    let excluded: Vec<uuid::Uuid> = exclude.iter().map(|id| id.0).collect();
     let rows = sqlx::query(
         "WITH due AS (
              SELECT id, next_attempt_at AS due_at FROM executions
              WHERE state IN ('pending', 'delivering') AND next_attempt_at <= $3
+               AND (integration_id IS NULL OR integration_id <> ALL($5))
              ORDER BY next_attempt_at LIMIT $4
              FOR UPDATE SKIP LOCKED
          ), claimed AS (
@@ -73,6 +81,7 @@ pub async fn claim_due_executions(
     .bind(lease_end.millis())
     .bind(now.millis())
     .bind(limit(limit_rows))
+    .bind(&excluded)
     .fetch_all(connection)
     .await
     .map_err(backend)?;

@@ -400,9 +400,10 @@ impl Store for PostgresStore {
         now: Timestamp,
         limit: usize,
         lease: Duration,
+        exclude: &[IntegrationId],
     ) -> StoreResult<Vec<ClaimedExecution>> {
         // One statement, so it needs no explicit transaction.
-        executions::claim_due_executions(&mut *self.connection().await?, now, limit, lease).await
+        executions::claim_due_executions(&mut *self.connection().await?, now, limit, lease, exclude).await
     }
 
     async fn record_attempt(&self, record: AttemptRecord) -> StoreResult<()> {

@@ -309,8 +309,10 @@ impl Store for SqliteStore {
         now: Timestamp,
         limit: usize,
         lease: Duration,
+        exclude: &[IntegrationId],
     ) -> StoreResult<Vec<ClaimedExecution>> {
-        self.workers.write(move |c| executions::claim_due_executions(c, now, limit, lease)).await
+        let exclude = exclude.to_vec();
+        self.workers.write(move |c| executions::claim_due_executions(c, now, limit, lease, &exclude)).await
     }
 
     async fn record_attempt(&self, record: AttemptRecord) -> StoreResult<()> {

@@ -34,6 +34,7 @@ herald_store_tests::store_scenarios! {
         evaluation::cooldown_records_skipped,
         evaluation::evaluation_failure_rolls_back,
         delivery::claim_due_executions_once,
+        delivery::claim_passes_over_excluded_integrations,
         delivery::lapsed_lease_reclaimable,
         delivery::record_attempt_moves_state,
         delivery::stale_claim_records_attempt_only,

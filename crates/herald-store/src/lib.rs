@@ -215,12 +215,17 @@ pub trait Store: Send + Sync + 'static {
 
     /// Claims up to `limit` executions that are due at `now`: pending ones whose next
     /// attempt time has come, and delivering ones whose lease ran out because their
-    /// dispatcher stopped. The claim lasts `lease`.
+    /// dispatcher stopped. The earliest due are claimed first, and the claim lasts `lease`.
+    ///
+    /// Executions of the integrations in `exclude` are passed over and stay due, so a
+    /// dispatcher can leave them until it has room for more attempts to those integrations.
+    /// Executions without an integration are never excluded.
     async fn claim_due_executions(
         &self,
         now: Timestamp,
         limit: usize,
         lease: Duration,
+        exclude: &[IntegrationId],
     ) -> StoreResult<Vec<ClaimedExecution>>;
 
     /// Records an attempt and moves its execution on. The state changes only while the

@@ -80,6 +80,8 @@ pub struct Config {
     pub delivery_retry_schedule: Vec<Duration>,
     /// Deliveries in flight at once.
     pub delivery_concurrency: usize,
+    /// Deliveries in flight at once to one integration.
+    pub delivery_integration_concurrency: usize,
     /// Events evaluated per transaction.
     pub evaluation_batch_size: usize,
     /// Log format.
@@ -110,6 +112,7 @@ impl Default for Config {
                 .map(|text| humantime::parse_duration(text).expect("valid default duration"))
                 .collect(),
             delivery_concurrency: 64,
+            delivery_integration_concurrency: 8,
             evaluation_batch_size: 512,
             log_format: LogFormat::Text,
             log_level: "info".into(),
@@ -139,6 +142,7 @@ impl fmt::Debug for Config {
             .field("delivery_connect_timeout", &self.delivery_connect_timeout)
             .field("delivery_retry_schedule", &self.delivery_retry_schedule)
             .field("delivery_concurrency", &self.delivery_concurrency)
+            .field("delivery_integration_concurrency", &self.delivery_integration_concurrency)
             .field("evaluation_batch_size", &self.evaluation_batch_size)
             .field("log_format", &self.log_format)
             .field("log_level", &self.log_level)
@@ -439,6 +443,17 @@ const KEYS: &[Key] = &[
         },
     },
     Key {
+        name: "delivery_integration_concurrency",
+        default: "8",
+        help: "Maximum number of deliveries in flight at once to one integration. The executions of an\n\
+               integration at this limit wait, so a receiver that is slow or does not respond occupies\n\
+               at most this many of the delivery_concurrency slots.",
+        set: |config, value| {
+            config.delivery_integration_concurrency = parse_in_range(&value.text()?, 10_000)?;
+            Ok(())
+        },
+    },
+    Key {
         name: "evaluation_batch_size",
         default: "512",
         help: "Most events evaluated in one transaction.",
@@ -668,10 +683,20 @@ mod tests {
             ("HERALD_DELIVERY_TIMEOUT", "0s"),
             ("HERALD_DELIVERY_CONNECT_TIMEOUT", "2h"),
             ("HERALD_DELIVERY_CONCURRENCY", "0"),
+            ("HERALD_DELIVERY_INTEGRATION_CONCURRENCY", "0"),
+            ("HERALD_DELIVERY_INTEGRATION_CONCURRENCY", "10001"),
         ] {
             let error = load(Sources { env: env(&[(name, value)]), ..Sources::default() }).unwrap_err();
             assert!(format!("{error:#}").contains(name), "{name}: {error:#}");
         }
+    }
+
+    #[test]
+    fn integration_concurrency_comes_from_env() {
+        let variables = env(&[("HERALD_DELIVERY_INTEGRATION_CONCURRENCY", "3")]);
+        let config = load(Sources { env: variables, ..Sources::default() }).unwrap();
+        assert_eq!(config.delivery_integration_concurrency, 3);
+        assert_eq!(Config::default().delivery_integration_concurrency, 8);
     }
 
     #[test]

@@ -338,6 +338,7 @@ fn dispatch_settings(config: &Config) -> herald_dispatch::service::DispatchSetti
         connect_timeout: config.delivery_connect_timeout,
         retry_schedule: config.delivery_retry_schedule.clone(),
         concurrency: config.delivery_concurrency,
+        per_integration_concurrency: config.delivery_integration_concurrency,
         lease: config.delivery_timeout + Duration::from_secs(30),
         shutdown_grace: config.delivery_timeout + Duration::from_secs(5),
         ..Default::default()

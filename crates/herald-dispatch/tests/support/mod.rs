@@ -222,6 +222,7 @@ pub fn fast_settings(schedule_ms: &[u64]) -> DispatchSettings {
         connect_timeout: Duration::from_secs(1),
         retry_schedule: schedule_ms.iter().copied().map(Duration::from_millis).collect(),
         concurrency: 8,
+        per_integration_concurrency: 8,
         batch_size: 8,
         lease: timeout + Duration::from_secs(10),
         poll_interval: Duration::from_millis(50),

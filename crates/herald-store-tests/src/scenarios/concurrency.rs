@@ -107,7 +107,8 @@ pub async fn concurrent_claims_never_overlap(store: Arc<dyn Store>, reopen: Reop
         tokio::spawn(async move {
             let mut claimed = Vec::new();
             loop {
-                let batch = store.claim_due_executions(Timestamp(2_000), 4, Duration::from_secs(600)).await.unwrap();
+                let batch =
+                    store.claim_due_executions(Timestamp(2_000), 4, Duration::from_secs(600), &[]).await.unwrap();
                 if batch.is_empty() {
                     return claimed;
                 }

@@ -4,9 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use herald_core::Timestamp;
-use herald_core::ids::{AutomationId, ExecutionId};
+use herald_core::ids::{AutomationId, ExecutionId, IntegrationId};
 use herald_core::model::ExecutionState;
-use herald_store::{Attempt, AttemptNext, AttemptRecord, Automation, ClaimedExecution, Page, Store};
+use herald_store::{Attempt, AttemptNext, AttemptRecord, Automation, ClaimedExecution, NewIntegration, Page, Store};
 
 use super::evaluation::all_executions;
 use super::expect_not_found;
@@ -57,37 +57,97 @@ pub async fn claim_due_executions_once(store: Arc<dyn Store>) {
     let (_, ids) = pending(&*store, &[3_000, 1_000, 2_000, 9_000]).await;
     assert_eq!(store.next_due_at().await.unwrap(), Some(Timestamp(1_000)));
 
-    let claimed = store.claim_due_executions(Timestamp(2_500), 10, LEASE).await.unwrap();
+    let claimed = store.claim_due_executions(Timestamp(2_500), 10, LEASE, &[]).await.unwrap();
     assert_eq!(claimed_ids(&claimed), [ids[1], ids[2]], "not the due executions, earliest first");
     assert_eq!(claimed[0].claim_token, claimed[1].claim_token, "one claim has one token");
     assert_eq!(claimed[0].request_body.as_deref(), Some(r#"{"line": 1}"#));
     assert!(claimed[0].integration_id.is_some());
     assert_eq!(claimed[0].attempt_count, 0);
 
-    assert!(store.claim_due_executions(Timestamp(2_500), 10, LEASE).await.unwrap().is_empty(), "claimed twice");
+    assert!(store.claim_due_executions(Timestamp(2_500), 10, LEASE, &[]).await.unwrap().is_empty(), "claimed twice");
     let delivering = state_of(&*store, ids[1]).await;
     assert_eq!(delivering.state, ExecutionState::Delivering);
     assert_eq!(delivering.next_attempt_at, None, "a lease end is shown as a due time");
     assert_eq!(store.next_due_at().await.unwrap(), Some(Timestamp(3_000)));
 
-    let limited = store.claim_due_executions(Timestamp(10_000), 1, LEASE).await.unwrap();
+    let limited = store.claim_due_executions(Timestamp(10_000), 1, LEASE, &[]).await.unwrap();
     assert_eq!(claimed_ids(&limited), [ids[0]], "the limit was not respected");
-    let rest = store.claim_due_executions(Timestamp(10_000), 10, LEASE).await.unwrap();
+    let rest = store.claim_due_executions(Timestamp(10_000), 10, LEASE, &[]).await.unwrap();
     assert_eq!(claimed_ids(&rest), [ids[3]]);
     assert_ne!(limited[0].claim_token, rest[0].claim_token, "two claims share a token");
+}
+
+/// Checks that a claim passes over the executions of excluded integrations, including one
+/// whose lease ran out, and leaves them due. Among the rest the earliest due are claimed
+/// first, and executions without an integration are never excluded.
+pub async fn claim_passes_over_excluded_integrations(store: Arc<dyn Store>) {
+    let world = world(&*store).await;
+    let slow = world.integration.id;
+    let fast = store
+        .create_integration(NewIntegration {
+            entity_id: world.team.id,
+            name: "fast".into(),
+            url: "http://127.0.0.1:9/fast".into(),
+            access_token_secret_id: None,
+            signing_secret_id: None,
+        })
+        .await
+        .unwrap()
+        .id;
+    let to_slow = automation(&*store, &world, threshold_spec("to-slow", Some(slow))).await;
+    let to_fast = automation(&*store, &world, threshold_spec("to-fast", Some(fast))).await;
+    let to_none = automation(&*store, &world, threshold_spec("to-none", None)).await;
+    let run = run(&*store, &world, "r1").await;
+    let executions = vec![
+        pending_execution(&to_slow, run.id, Timestamp(1_000), 0),
+        pending_execution(&to_slow, run.id, Timestamp(2_000), 1),
+        pending_execution(&to_fast, run.id, Timestamp(3_000), 2),
+        pending_execution(&to_none, run.id, Timestamp(4_000), 3),
+        pending_execution(&to_slow, run.id, Timestamp(5_000), 4),
+        pending_execution(&to_fast, run.id, Timestamp(6_000), 5),
+    ];
+    let ids: Vec<ExecutionId> = executions.iter().map(|execution| execution.id).collect();
+    insert_executions(&*store, run.id, executions).await;
+
+    let first = store.claim_due_executions(Timestamp(10_000), 1, LEASE, &[slow]).await.unwrap();
+    assert_eq!(claimed_ids(&first), [ids[2]], "not the earliest due execution outside the excluded integration");
+    assert_eq!(first[0].integration_id, Some(fast));
+    for id in [ids[0], ids[1], ids[4]] {
+        assert_eq!(state_of(&*store, id).await.state, ExecutionState::Pending, "an excluded execution was claimed");
+    }
+    assert_eq!(store.next_due_at().await.unwrap(), Some(Timestamp(1_000)), "an excluded execution is no longer due");
+
+    let without_integration = store.claim_due_executions(Timestamp(10_000), 10, LEASE, &[slow, fast]).await.unwrap();
+    assert_eq!(claimed_ids(&without_integration), [ids[3]], "an execution without integration was excluded");
+    assert_eq!(without_integration[0].integration_id, None);
+
+    let unknown = IntegrationId::new();
+    let rest_of_fast = store.claim_due_executions(Timestamp(10_000), 10, LEASE, &[unknown, slow]).await.unwrap();
+    assert_eq!(claimed_ids(&rest_of_fast), [ids[5]]);
+
+    let short_lease = Duration::from_secs(1);
+    let all_slow = store.claim_due_executions(Timestamp(10_000), 10, short_lease, &[]).await.unwrap();
+    assert_eq!(claimed_ids(&all_slow), [ids[0], ids[1], ids[4]], "not every due execution, earliest first");
+    let lapsed = store.claim_due_executions(Timestamp(20_000), 10, LEASE, &[slow]).await.unwrap();
+    assert!(lapsed.is_empty(), "an excluded execution was claimed after its lease ran out");
+    let reclaimed = store.claim_due_executions(Timestamp(20_000), 10, LEASE, &[fast]).await.unwrap();
+    assert_eq!(claimed_ids(&reclaimed), [ids[0], ids[1], ids[4]], "the lapsed leases were not claimable");
 }
 
 /// Checks that when a dispatcher stops, its lease runs out and another claim takes the
 /// execution.
 pub async fn lapsed_lease_reclaimable(store: Arc<dyn Store>) {
     let (_, ids) = pending(&*store, &[1_000]).await;
-    let first = store.claim_due_executions(Timestamp(1_000), 10, Duration::from_secs(10)).await.unwrap();
+    let first = store.claim_due_executions(Timestamp(1_000), 10, Duration::from_secs(10), &[]).await.unwrap();
     assert_eq!(claimed_ids(&first), ids);
 
-    assert!(store.claim_due_executions(Timestamp(10_999), 10, LEASE).await.unwrap().is_empty(), "claimed in the lease");
+    assert!(
+        store.claim_due_executions(Timestamp(10_999), 10, LEASE, &[]).await.unwrap().is_empty(),
+        "claimed in the lease"
+    );
     assert_eq!(store.next_due_at().await.unwrap(), Some(Timestamp(11_000)), "the lease end is not the next due time");
 
-    let second = store.claim_due_executions(Timestamp(11_000), 10, LEASE).await.unwrap();
+    let second = store.claim_due_executions(Timestamp(11_000), 10, LEASE, &[]).await.unwrap();
     assert_eq!(claimed_ids(&second), ids);
     assert_ne!(second[0].claim_token, first[0].claim_token);
 }
@@ -96,7 +156,7 @@ pub async fn lapsed_lease_reclaimable(store: Arc<dyn Store>) {
 /// time, success and failure end it. Attempts are numbered from 1.
 pub async fn record_attempt_moves_state(store: Arc<dyn Store>) {
     let (watcher, ids) = pending(&*store, &[1_000, 1_000]).await;
-    let claimed = store.claim_due_executions(Timestamp(1_000), 1, LEASE).await.unwrap();
+    let claimed = store.claim_due_executions(Timestamp(1_000), 1, LEASE, &[]).await.unwrap();
     let (id, token) = (claimed[0].id, claimed[0].claim_token.clone());
 
     let retry = AttemptRecord {
@@ -112,9 +172,9 @@ pub async fn record_attempt_moves_state(store: Arc<dyn Store>) {
     assert_eq!(execution.last_error.as_deref(), Some("service unavailable"));
 
     let other = ids.iter().copied().find(|other| *other != id).unwrap();
-    let before_retry = store.claim_due_executions(Timestamp(4_999), 10, LEASE).await.unwrap();
+    let before_retry = store.claim_due_executions(Timestamp(4_999), 10, LEASE, &[]).await.unwrap();
     assert_eq!(claimed_ids(&before_retry), [other], "an execution was claimed before its retry time");
-    let again = store.claim_due_executions(Timestamp(5_000), 10, LEASE).await.unwrap();
+    let again = store.claim_due_executions(Timestamp(5_000), 10, LEASE, &[]).await.unwrap();
     assert_eq!(claimed_ids(&again), [id]);
     assert_eq!(again[0].attempt_count, 1);
 
@@ -136,7 +196,7 @@ pub async fn record_attempt_moves_state(store: Arc<dyn Store>) {
     assert!(attempts[1].succeeded);
 
     assert_eq!(state_of(&*store, other).await.state, ExecutionState::Delivering);
-    let claim = store.claim_due_executions(Timestamp(100_000), 10, LEASE).await.unwrap();
+    let claim = store.claim_due_executions(Timestamp(100_000), 10, LEASE, &[]).await.unwrap();
     assert_eq!(claimed_ids(&claim), [other], "the lease of the other execution did not run out");
     let failure = AttemptRecord {
         execution_id: other,
@@ -163,8 +223,8 @@ pub async fn record_attempt_moves_state(store: Arc<dyn Store>) {
 /// decides the state.
 pub async fn stale_claim_records_attempt_only(store: Arc<dyn Store>) {
     let (_, ids) = pending(&*store, &[1_000]).await;
-    let stale = store.claim_due_executions(Timestamp(1_000), 10, Duration::from_secs(1)).await.unwrap();
-    let fresh = store.claim_due_executions(Timestamp(3_000), 10, LEASE).await.unwrap();
+    let stale = store.claim_due_executions(Timestamp(1_000), 10, Duration::from_secs(1), &[]).await.unwrap();
+    let fresh = store.claim_due_executions(Timestamp(3_000), 10, LEASE, &[]).await.unwrap();
     assert_eq!(claimed_ids(&fresh), ids);
 
     let late = AttemptRecord {
@@ -227,7 +287,7 @@ pub async fn deleted_automation_keeps_executions(store: Arc<dyn Store>) {
     store.delete_automation(watcher.id).await.unwrap();
 
     assert_eq!(all_executions(&*store, &watcher).await.len(), 1);
-    let claimed = store.claim_due_executions(Timestamp(1_000), 10, LEASE).await.unwrap();
+    let claimed = store.claim_due_executions(Timestamp(1_000), 10, LEASE, &[]).await.unwrap();
     assert_eq!(claimed_ids(&claimed), ids, "a deleted automation's delivery is no longer due");
 }
 
@@ -235,7 +295,7 @@ pub async fn deleted_automation_keeps_executions(store: Arc<dyn Store>) {
 /// characters, which PostgreSQL cannot store as text and keeps as U+FFFD.
 pub async fn attempt_text_with_nul_recorded(store: Arc<dyn Store>) {
     let (_, ids) = pending(&*store, &[1_000]).await;
-    let claimed = store.claim_due_executions(Timestamp(1_000), 10, LEASE).await.unwrap();
+    let claimed = store.claim_due_executions(Timestamp(1_000), 10, LEASE, &[]).await.unwrap();
     let record = AttemptRecord {
         execution_id: ids[0],
         claim_token: claimed[0].claim_token.clone(),

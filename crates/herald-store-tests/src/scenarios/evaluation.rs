@@ -182,7 +182,7 @@ pub async fn no_op_action_records_succeeded(store: Arc<dyn Store>) {
     assert_eq!(store.next_due_at().await.unwrap(), None);
     assert!(
         store
-            .claim_due_executions(Timestamp(i64::MAX / 2), 10, std::time::Duration::from_secs(60))
+            .claim_due_executions(Timestamp(i64::MAX / 2), 10, std::time::Duration::from_secs(60), &[])
             .await
             .unwrap()
             .is_empty()
