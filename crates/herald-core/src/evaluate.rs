@@ -33,7 +33,7 @@ pub struct MetricPoint {
     pub value: Option<f64>,
 }
 
-/// What the evaluator remembers about one (automation, run) pair.
+/// The evaluator's state of one (automation, run) pair.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MetricWindowState {
     /// The metric the window holds.
@@ -55,7 +55,7 @@ pub struct MetricWindowState {
     pub last_line: Option<i64>,
 }
 
-/// What happens to a crossing.
+/// The outcome of a crossing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Decision {
     /// The automation acts.

@@ -12,7 +12,7 @@ use herald_core::ValidationError;
 use herald_store::StoreError;
 use serde::Serialize;
 
-/// An error answered to an API client.
+/// An error returned to an API client.
 #[derive(Debug)]
 pub struct ApiError {
     /// The HTTP status.
@@ -71,7 +71,7 @@ impl ApiError {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Herald failed to handle the request; see its log")
     }
 
-    /// Returns the body this error answers with.
+    /// Returns the body of this error's response.
     pub fn body(&self) -> ErrorBody {
         ErrorBody { code: self.code.to_owned(), detail: self.detail.clone(), field: self.field.clone() }
     }

@@ -59,7 +59,7 @@ pub struct Member {
     pub role: Role,
 }
 
-/// What the first start creates when the store is empty.
+/// The organization and admin that the first start creates in an empty store.
 #[derive(Clone, Debug)]
 pub struct Bootstrap {
     /// The organization's name.
@@ -73,7 +73,7 @@ pub struct Bootstrap {
 /// The result of [`crate::Store::bootstrap`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BootstrapOutcome {
-    /// The store was empty and now holds the organization and its admin.
+    /// The store was empty and now contains the organization and its admin.
     Created(User),
     /// The store already held an organization; nothing changed.
     AlreadyInitialized,
@@ -183,7 +183,7 @@ pub struct FileStreamBatch {
     pub received_at: Timestamp,
 }
 
-/// What a file_stream request changed.
+/// The changes that one file_stream request made.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FileStreamOutcome {
     /// History lines inserted or changed. Lines re-sent with the same content count as none.
@@ -289,7 +289,7 @@ pub struct Automation {
     pub spec: AutomationSpec,
     /// Whether it fires.
     pub enabled: bool,
-    /// Who created it.
+    /// The user who created it.
     pub created_by: UserId,
     /// When it was created.
     pub created_at: Timestamp,
@@ -306,11 +306,11 @@ pub struct NewAutomation {
     pub spec: AutomationSpec,
     /// Whether it fires.
     pub enabled: bool,
-    /// Who creates it.
+    /// The user who creates it.
     pub created_by: UserId,
 }
 
-/// Which automations to list. Unset fields do not filter.
+/// A filter of automations to list. Unset fields do not filter.
 #[derive(Clone, Debug, Default)]
 pub struct AutomationFilter {
     /// Only automations of this project.
@@ -325,10 +325,10 @@ pub struct AutomationFilter {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
-    /// History lines were written; `data` holds `first_line`, `last_line`, and `run_state`,
+    /// History lines were written; `data` contains `first_line`, `last_line`, and `run_state`,
     /// the run's state while the lines were logged.
     RunHistory,
-    /// A run changed state; `data` holds `state`, `previous` and `exit_code`.
+    /// A run changed state; `data` contains `state`, `previous` and `exit_code`.
     RunState,
 }
 
@@ -455,7 +455,7 @@ pub struct Execution {
     pub next_attempt_at: Option<Timestamp>,
     /// The HTTP status of the last attempt.
     pub last_status_code: Option<i64>,
-    /// The error of the last attempt, when it got no HTTP answer or a non-2xx one.
+    /// The error of the last attempt, when it got no HTTP response or a non-2xx one.
     pub last_error: Option<String>,
     /// When it was recorded.
     pub created_at: Timestamp,

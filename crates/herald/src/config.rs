@@ -436,7 +436,7 @@ const KEYS: &[Key] = &[
     Key {
         name: "delivery_concurrency",
         default: "64",
-        help: "Most deliveries in flight at once.",
+        help: "Maximum number of deliveries in flight at once.",
         set: |config, value| {
             config.delivery_concurrency = parse_in_range(&value.text()?, 100_000)?;
             Ok(())
