@@ -30,7 +30,7 @@ use crate::template::PayloadTemplate;
 
 /// Cooldown applied when a document does not set one: 24 hours, as in W&B.
 pub const DEFAULT_COOLDOWN_SECONDS: u64 = 86_400;
-/// Longest cooldown a document may set: 365 days.
+/// Maximum cooldown a document may set: 365 days.
 pub const MAX_COOLDOWN_SECONDS: u64 = 365 * 86_400;
 /// Largest metric window. Each (automation, run) pair keeps its window in the store.
 pub const MAX_WINDOW_SIZE: usize = 1_000;
@@ -101,7 +101,7 @@ pub struct RunMetricEvent {
 pub struct ThresholdFilter {
     /// The metric's key in the run history.
     pub metric: String,
-    /// How the window becomes one value.
+    /// The aggregation that turns the window into one value.
     pub aggregation: Aggregation,
     /// How many logged values the window holds.
     pub window_size: usize,

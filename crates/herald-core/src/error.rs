@@ -2,7 +2,7 @@
 //!
 //! A validation error names the field (a dotted path such as `event.threshold_filter.cmp_op`),
 //! carries a stable machine-readable code, and has a human detail that quotes the rejected
-//! value and says how to fix it. The REST API returns these as its 4xx error bodies.
+//! value and explains how to fix it. The REST API returns these as its 4xx error bodies.
 
 use std::fmt;
 
@@ -15,7 +15,7 @@ pub struct ValidationError {
     pub code: &'static str,
     /// Dotted path of the rejected field, empty for the document as a whole.
     pub field: String,
-    /// What is wrong, quoting the value, and how to fix it.
+    /// The problem, quoting the value, and how to fix it.
     pub detail: String,
 }
 

@@ -6,7 +6,7 @@
 //! restart neither loses a crossing nor fires one twice.
 //!
 //! Rules:
-//! - A condition is evaluated only once the window is full; a window without a finite
+//! - A condition is evaluated only once the window is full. A window without a finite
 //!   value has no data, and a condition on no data is false.
 //! - The automation fires when the condition turns from false to true (a crossing), not on
 //!   every row while it stays true.
@@ -112,8 +112,8 @@ impl MetricWindowState {
     }
 
     /// Replaces the window from history after an edit or a gap. The crossing state and the
-    /// cooldown are kept, so that an edit that keeps the condition true does not fire again;
-    /// a different metric is a different condition, so its crossing state starts false.
+    /// cooldown are kept, so that an edit that keeps the condition true does not fire again.
+    /// A different metric is a different condition, so its crossing state starts false.
     pub fn reseed(&mut self, filter: &ThresholdFilter, history: &[MetricPoint]) {
         let fresh = Self::seeded(filter, history);
         if self.metric != fresh.metric {

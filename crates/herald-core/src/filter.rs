@@ -4,8 +4,8 @@
 //! $exists $regex $contains` test one field. A plain value is `$eq`. Several operators in
 //! one object must all hold.
 //!
-//! When a field holds an array (tags, aliases), each element is tested on its own and the
-//! condition holds if any element matches; `$ne` and `$nin` hold when no element matches.
+//! When a field contains an array (tags, aliases), each element is tested on its own and the
+//! condition is true if any element matches. `$ne` and `$nin` are true when no element matches.
 //! `$regex` searches the string and is anchored only where the pattern says so. Invalid
 //! patterns are rejected when the filter is parsed, so they never fail at event time.
 //! Comparisons are case-sensitive.
@@ -360,7 +360,7 @@ fn compare(left: &Value, right: &Value) -> Option<Ordering> {
 
 /// Builds the document that run filters test, from a run's fields.
 ///
-/// `config` is W&B's run config, `{key: {"value": v}}`; the document holds the bare values
+/// `config` is W&B's run config, `{key: {"value": v}}`; the document contains the bare values
 /// under `config`, without the SDK's internal `_wandb` key.
 pub fn run_document(fields: RunFields<'_>) -> Value {
     let mut config = Map::new();

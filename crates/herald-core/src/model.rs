@@ -135,9 +135,9 @@ impl fmt::Display for RunState {
 pub enum ExecutionState {
     /// Waiting for its next attempt.
     Pending,
-    /// A dispatcher holds it and is sending it now.
+    /// A dispatcher has claimed it and is sending it now.
     Delivering,
-    /// An attempt got a 2xx answer, or the action needs no delivery.
+    /// An attempt got a 2xx response, or the action needs no delivery.
     Succeeded,
     /// Every attempt failed.
     Failed,

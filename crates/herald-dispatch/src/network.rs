@@ -50,7 +50,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use ipnet::IpNet;
 use url::{Host, Url};
 
-/// Which addresses deliveries may connect to.
+/// The addresses that deliveries may connect to.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct NetworkPolicy {
     allowed: Vec<IpNet>,
@@ -64,7 +64,7 @@ pub enum GuardError {
     InvalidUrl {
         /// The rejected URL.
         url: String,
-        /// Why it was rejected.
+        /// The reason for the rejection.
         reason: String,
     },
     /// The address is not public and no allowed network contains it.

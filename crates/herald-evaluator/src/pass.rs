@@ -26,7 +26,7 @@ use serde_json::{Map, Value};
 /// How many history rows one read fetches while seeding a window from older history.
 const SEED_CHUNK_ROWS: usize = 256;
 
-/// The most history rows read to seed one window. A metric logged rarely among many other
+/// The maximum number of history rows read to seed one window. A metric logged rarely among many other
 /// rows may therefore start with a partial window, which fills from new rows.
 const SEED_MAX_ROWS: usize = 10_000;
 
@@ -37,8 +37,8 @@ pub struct EvaluatorSettings {
     pub public_url: String,
 }
 
-/// Evaluates events against automations. It holds no state between passes: everything it
-/// remembers is in the store.
+/// Evaluates events against automations. It keeps no state between passes, because all
+/// evaluation state is in the store.
 #[derive(Clone, Debug)]
 pub struct EventEvaluator {
     settings: EvaluatorSettings,
@@ -51,7 +51,7 @@ impl EventEvaluator {
     }
 }
 
-/// What one pass has loaded so far, so that a batch of events for the same run reads each
+/// The data one pass has loaded so far, so that a batch of events for the same run reads each
 /// automation list, run and window state once.
 #[derive(Default)]
 struct PassCache {
@@ -261,7 +261,7 @@ impl EventEvaluator {
     }
 }
 
-/// The payload sent when an automation has no template: every run-metric variable.
+/// Returns the payload sent when an automation has no template: every run-metric variable.
 fn default_run_metric_payload() -> PayloadTemplate {
     let names = [
         "event_type",

@@ -1,4 +1,4 @@
-//! The evaluation pass against a real SQLite store: which rows an automation sees.
+//! The evaluation pass against a real SQLite store: which rows reach an automation.
 
 use std::sync::Arc;
 
@@ -24,7 +24,7 @@ struct Fixture {
 }
 
 impl Fixture {
-    /// A store with team `ml`, project `ml/demo`, a run, and a NO_OP automation made from
+    /// Creates a store with team `ml`, project `ml/demo`, a run, and a NO_OP automation made from
     /// `event` (the `event` part of an automation document).
     async fn new(event: Value) -> (Self, Automation) {
         Self::with_action(event, None).await
@@ -114,7 +114,7 @@ fn threshold(window_size: usize, agg_op: &str, threshold: f64) -> Value {
 }
 
 #[tokio::test]
-async fn rows_of_the_final_request_see_a_running_run() {
+async fn final_rows_match_running_filter() {
     let event = json!({"type": "RUN_METRIC", "run_filter": {"state": "RUNNING"},
                        "threshold_filter": threshold(1, "MIN", 0.2)});
     let (mut fixture, automation) = Fixture::new(event).await;

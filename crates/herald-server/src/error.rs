@@ -1,7 +1,7 @@
 //! The error body of every HTTP API: `{"code": "...", "detail": "..."}`.
 //!
 //! `code` is a stable snake_case string for programs; `detail` is a sentence for people that
-//! names the rejected field and value and says how to fix it. Validation errors also carry
+//! names the rejected field and value and explains how to fix it. Validation errors also carry
 //! `field`. Internal errors answer a bare 500 with code `internal` and are logged with their
 //! cause, which never reaches the client.
 
@@ -19,7 +19,7 @@ pub struct ApiError {
     pub status: StatusCode,
     /// Stable snake_case code.
     pub code: &'static str,
-    /// What went wrong and how to fix it.
+    /// The problem and how to fix it.
     pub detail: String,
     /// The dotted path of the rejected field, for validation errors.
     pub field: Option<String>,
@@ -30,7 +30,7 @@ pub struct ApiError {
 pub struct ErrorBody {
     /// Stable snake_case code, such as `not_found` or `invalid_value`.
     pub code: String,
-    /// What went wrong and how to fix it.
+    /// The problem and how to fix it.
     pub detail: String,
     /// The dotted path of the rejected field, for validation errors.
     #[serde(skip_serializing_if = "Option::is_none")]

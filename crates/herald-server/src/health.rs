@@ -1,5 +1,5 @@
-//! Operational endpoints: `/healthz` answers while the process runs, `/readyz` once the
-//! store answers too.
+//! Operational endpoints: `/healthz` responds while the process runs, `/readyz` once the
+//! store responds too.
 
 use axum::Json;
 use axum::extract::State;
@@ -13,7 +13,7 @@ pub async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// Readiness: the store answers a query.
+/// Readiness: the store responds to a query.
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     match state.store.setting("organization").await {
         Ok(_) => (StatusCode::OK, Json(json!({"status": "ready"}))),

@@ -1,4 +1,4 @@
-//! What every request handler shares.
+//! The state that every request handler shares.
 
 use std::ops::Deref;
 use std::path::PathBuf;
@@ -12,7 +12,7 @@ use tokio::sync::Notify;
 
 use crate::blobs::BlobStore;
 
-/// The store setting that holds the key which signs upload URLs. It lives in the store so
+/// The store setting that contains the key which signs upload URLs. It lives in the store so
 /// that every Herald process sharing a PostgreSQL database accepts the others' URLs.
 const UPLOAD_KEY_SETTING: &str = "upload_url_key";
 
@@ -24,7 +24,7 @@ pub struct ServerSettings {
     pub public_url: String,
     /// The data directory; blobs live under `blobs/`.
     pub data_dir: PathBuf,
-    /// Where deliveries may go; integration URLs are checked against it when saved.
+    /// The network policy of deliveries. Integration URLs are checked against it when saved.
     pub network: NetworkPolicy,
     /// The key that seals secret values.
     pub secret_key: SecretKey,

@@ -1,7 +1,7 @@
 //! Herald's embedded store: one SQLite file in WAL mode.
 //!
 //! All writes go through one writer thread that commits queued writes together (see
-//! [`workers`]), and reads go to a pool of reader threads. Each module holds the SQL for one
+//! [`workers`]), and reads go to a pool of reader threads. Each module contains the SQL for one
 //! part of the data model as plain functions over a connection; this file maps the `Store`
 //! trait onto them and onto the right thread.
 
@@ -30,7 +30,7 @@ use rusqlite::Connection;
 
 use crate::workers::Workers;
 
-/// How durable a commit is.
+/// The durability of a commit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Synchronous {
     /// `synchronous=NORMAL`: a commit survives a crash of the process but may be lost with

@@ -21,7 +21,7 @@ use herald_store::{StoreError, StoreResult};
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
-/// The most write jobs that share one commit.
+/// The maximum number of write jobs that share one commit.
 pub const MAX_JOBS_PER_COMMIT: usize = 256;
 
 /// Called after the shared commit with its error, if any.

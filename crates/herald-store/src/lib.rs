@@ -11,7 +11,7 @@
 //! - [`Store::evaluate_events`] records the executions for a batch of events, the evaluator
 //!   state and its cursor in one transaction, so each event is evaluated once even across
 //!   crashes, and an execution is unique per (automation, event, history line).
-//! - Secret values are stored sealed; the store never sees a plaintext secret.
+//! - Secret values are stored sealed; the store never receives a plaintext secret.
 //! - Every time is UTC milliseconds ([`Timestamp`]).
 
 pub mod error;
@@ -34,7 +34,7 @@ pub use models::*;
 pub trait Store: Send + Sync + 'static {
     // Set-up.
 
-    /// Creates the organization, its admin user and the admin's API key when the store holds
+    /// Creates the organization, its admin user and the admin's API key when the store contains
     /// no organization yet; otherwise changes nothing.
     async fn bootstrap(&self, bootstrap: Bootstrap) -> StoreResult<BootstrapOutcome>;
 

@@ -411,10 +411,10 @@ pub struct NewExecution {
     pub request_body: Option<String>,
     /// The template variables of the event, shown in the history.
     pub event_data: Value,
-    /// Why a skipped execution did not act.
+    /// The reason a skipped execution did not act.
     pub skip_reason: Option<String>,
-    /// Why an execution recorded as failed could not be delivered at all, such as a rendered
-    /// body over the size limit. It becomes the execution's `last_error`.
+    /// The reason an execution recorded as failed cannot be delivered at all, such as a
+    /// rendered body over the size limit. It becomes the execution's `last_error`.
     pub error: Option<String>,
     /// When it was recorded, which is the event's time.
     pub created_at: Timestamp,
@@ -447,7 +447,7 @@ pub struct Execution {
     pub request_body: Option<String>,
     /// The template variables of the event.
     pub event_data: Value,
-    /// Why a skipped execution did not act.
+    /// The reason a skipped execution did not act.
     pub skip_reason: Option<String>,
     /// How many attempts were made.
     pub attempt_count: i64,
@@ -472,11 +472,11 @@ pub struct Attempt {
     pub started_at: Timestamp,
     /// How long it took, in milliseconds.
     pub duration_ms: i64,
-    /// The HTTP status, when an answer came back.
+    /// The HTTP status, when a response came back.
     pub status_code: Option<i64>,
     /// The start of the response body, with secret values redacted.
     pub response_body: Option<String>,
-    /// What went wrong, with secret values redacted.
+    /// The error, with secret values redacted.
     pub error: Option<String>,
     /// Whether the attempt delivered the execution.
     pub succeeded: bool,
@@ -497,7 +497,7 @@ pub struct ClaimedExecution {
     pub attempt_count: i64,
 }
 
-/// What to do with an execution after an attempt.
+/// The next step for an execution after an attempt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AttemptNext {
     /// The attempt delivered it.
@@ -517,7 +517,7 @@ pub struct AttemptRecord {
     pub claim_token: String,
     /// The attempt's details.
     pub attempt: Attempt,
-    /// What happens next.
+    /// The next step.
     pub next: AttemptNext,
 }
 
@@ -526,11 +526,11 @@ pub struct AttemptRecord {
 pub struct Page<Id> {
     /// Return items older than this one.
     pub before: Option<Id>,
-    /// The most items to return.
+    /// The maximum number of items to return.
     pub limit: usize,
 }
 
-/// What one evaluation pass did.
+/// The counts of one evaluation pass.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct EvaluationReport {
     /// Events evaluated.

@@ -531,7 +531,7 @@ pub fn default_file() -> String {
     text
 }
 
-/// Where configuration values come from, besides the defaults.
+/// The sources of configuration values besides the defaults.
 #[derive(Debug, Default)]
 pub struct Sources<'a> {
     /// The configuration file, if any.
@@ -658,7 +658,8 @@ mod tests {
         let error =
             load(Sources { env: env(&[("HERALD_DELIVERY_TIMEOUT", "soon")]), ..Sources::default() }).unwrap_err();
         let message = format!("{error:#}");
-        assert!(message.contains("HERALD_DELIVERY_TIMEOUT") && message.contains("\"soon\""), "{message}");
+        assert!(message.contains("HERALD_DELIVERY_TIMEOUT"), "{message}");
+        assert!(message.contains("\"soon\""), "{message}");
 
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("herald.toml");
@@ -720,6 +721,8 @@ mod tests {
             ..Config::default()
         };
         let text = format!("{config:?}");
-        assert!(!text.contains("hunter2") && !text.contains(&"a".repeat(40)) && !text.contains("c2VjcmV0"), "{text}");
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(!text.contains(&"a".repeat(40)), "{text}");
+        assert!(!text.contains("c2VjcmV0"), "{text}");
     }
 }

@@ -211,9 +211,9 @@ async fn load_secret_key(config: &Config, store: &dyn Store) -> anyhow::Result<S
 }
 
 /// Generates the secret key of a new store. The key is written to a temporary file first,
-/// then recorded in the store, then the file is renamed into place, so that neither a failed
-/// write nor a second process starting at the same moment leaves a key file that the store
-/// does not accept, or a store whose key is in no file.
+/// then recorded in the store, and then the file is renamed into place. So a failed write
+/// cannot leave a store whose key is in no file, and a second process starting at the same
+/// moment cannot leave a key file that the store rejects.
 async fn generate_secret_key(store: &dyn Store, key_file: &Path) -> anyhow::Result<SecretKey> {
     let key = SecretKey::generate();
     let pending = key_file.with_extension("new");
@@ -243,7 +243,7 @@ async fn generate_secret_key(store: &dyn Store, key_file: &Path) -> anyhow::Resu
 
 /// Creates the organization and its admin on the first start. A generated admin key is
 /// written to `data_dir/admin-api-key`, readable only by its owner, before the store commits
-/// the admin, so that a failed write cannot leave an admin whose key nobody has seen; then it
+/// the admin, so that a failed write cannot leave an admin whose key was never shown. Then it
 /// is printed once.
 async fn bootstrap(config: &Config, store: &dyn Store) -> anyhow::Result<()> {
     if store.setting(ORGANIZATION_SETTING).await?.is_some() {
@@ -301,7 +301,7 @@ fn remove_unused_key(path: &Path) {
     }
 }
 
-/// Creates the data directory, readable only by its owner, because it holds the database and
+/// Creates the data directory, readable only by its owner, because it contains the database and
 /// the keys. An existing directory keeps its permissions.
 fn create_private_dir(path: &Path) -> anyhow::Result<()> {
     let mut builder = std::fs::DirBuilder::new();
@@ -330,8 +330,8 @@ fn write_private_file(path: &Path, content: &str) -> anyhow::Result<()> {
 }
 
 /// Fills the dispatcher's settings. A claim's lease outlasts the attempt timeout by 30 s, so
-/// that a claim lapses when its dispatcher has stopped rather than during a slow attempt, and
-/// shutdown waits for attempts in flight 5 s longer than one attempt may take.
+/// that a claim lapses when its dispatcher has stopped rather than during a slow attempt.
+/// Shutdown waits for attempts in flight 5 s longer than one attempt may take.
 fn dispatch_settings(config: &Config) -> herald_dispatch::service::DispatchSettings {
     herald_dispatch::service::DispatchSettings {
         timeout: config.delivery_timeout,
